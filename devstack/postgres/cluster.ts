@@ -1,0 +1,186 @@
+/**
+ * Lifecycle of the local PostgreSQL 15 cluster: initdb on first use, start through the watchdog, wait until it
+ * accepts connections, stop. Postgres refuses to run as root, so when the stack runs as root the cluster runs
+ * as the unprivileged `postgres` user (setpriv) and its data directory is owned by that user.
+ */
+import postgres from "postgres";
+import { resolve } from "node:path";
+
+export const PG_BIN = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
+const PG_USER = "postgres";
+
+export interface ClusterOptions {
+  /** Folder holding the cluster (its `pgdata/` subfolder is the data directory). */
+  dir: string;
+  port: number;
+  /** Extra `-c name=value` settings (tests use fsync=off). */
+  settings?: Record<string, string>;
+  log?: (msg: string) => void;
+}
+
+export interface RunningCluster {
+  url: string;
+  dataDir: string;
+  /** Fast shutdown; resolves when the postmaster has exited. */
+  stop(): Promise<void>;
+  /** Resolves with the exit code if Postgres exits on its own. */
+  exited: Promise<number>;
+}
+
+const isRoot = () => Deno.uid() === 0;
+
+/** Initialises the cluster if needed and starts it. */
+export async function startCluster(opts: ClusterOptions): Promise<RunningCluster> {
+  const log = opts.log ?? (() => {});
+  const dataDir = resolve(opts.dir, "pgdata");
+  await ensureInitialised(dataDir, log);
+  await refuseIfRunning(dataDir);
+
+  const pgArgs = ["-D", dataDir, ...Object.entries(clusterSettings(opts)).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+  const asUser = isRoot() ? ["setpriv", "--reuid", PG_USER, "--regid", PG_USER, "--init-groups"] : [];
+  const watchdog = new URL("./watchdog.ts", import.meta.url).pathname;
+  const cmd = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "run", "-A", "--no-config", watchdog, ...asUser, `${PG_BIN}/postgres`, ...pgArgs],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  // `setsid` execs its argument: the watchdog leads a new session, out of reach of the terminal's Ctrl-C.
+  const child = cmd.spawn();
+  const logFile = await Deno.open(resolve(opts.dir, "postgres.log"), { create: true, append: true, write: true });
+  const copy = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await logFile.write(chunk);
+  };
+  const pump = Promise.all([copy(child.stdout), copy(child.stderr)]).finally(() => logFile.close());
+  const stdinWriter = child.stdin.getWriter();
+  const exited = child.status.then(async (s) => {
+    await pump.catch((err) => log(`postgres log pump: ${err}`));
+    return s.code;
+  });
+
+  const url = `postgresql://postgres:postgres@127.0.0.1:${opts.port}/postgres`;
+  await waitUntilReady(url, exited, resolve(opts.dir, "postgres.log"));
+  log(`postgres ready on 127.0.0.1:${opts.port} (data ${dataDir})`);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    dataDir,
+    exited,
+    stop() {
+      stopped ??= (async () => {
+        await stdinWriter.close().catch((err) => log(`closing watchdog pipe: ${err}`));
+        await exited;
+      })();
+      return stopped;
+    },
+  };
+}
+
+function clusterSettings(opts: ClusterOptions): Record<string, string> {
+  return {
+    port: String(opts.port),
+    listen_addresses: "127.0.0.1",
+    unix_socket_directories: "",
+    shared_preload_libraries: "pg_cron",
+    "cron.database_name": "postgres",
+    // Background workers instead of libpq connections: no password needed for cron jobs (pg_cron README).
+    "cron.use_background_workers": "on",
+    max_worker_processes: "32",
+    max_connections: "200",
+    ...opts.settings,
+  };
+}
+
+async function ensureInitialised(dataDir: string, log: (m: string) => void): Promise<void> {
+  if (await exists(`${dataDir}/PG_VERSION`)) return;
+  await Deno.mkdir(resolve(dataDir, ".."), { recursive: true, mode: 0o755 });
+  await Deno.mkdir(dataDir, { mode: 0o700 });
+  if (isRoot() && !(await postgresUserCanReach(dataDir))) {
+    throw new Error(
+      `The '${PG_USER}' user cannot reach ${dataDir} (a parent folder is not searchable by others). ` +
+        `Set DEVSTACK_DATA_DIR to a folder it can reach, e.g. DEVSTACK_DATA_DIR=/var/tmp/msgbus-data`,
+    );
+  }
+  const pwFile = `${dataDir}.pw`;
+  await Deno.writeTextFile(pwFile, "postgres\n", { mode: 0o644 });
+  if (isRoot()) await run("chown", ["-R", `${PG_USER}:${PG_USER}`, dataDir, pwFile]);
+  log(`initialising a new cluster in ${dataDir}`);
+  try {
+    await run(...asPgUser(`${PG_BIN}/initdb`, [
+      "-D",
+      dataDir,
+      "-U",
+      "postgres",
+      `--pwfile=${pwFile}`,
+      "--auth=scram-sha-256",
+      "-E",
+      "UTF8",
+      "--locale=C.UTF-8",
+    ]));
+  } finally {
+    await Deno.remove(pwFile);
+  }
+}
+
+async function refuseIfRunning(dataDir: string): Promise<void> {
+  const pidFile = `${dataDir}/postmaster.pid`;
+  if (!(await exists(pidFile))) return;
+  const pid = Number((await Deno.readTextFile(pidFile)).split("\n")[0]);
+  if (pid > 0 && (await exists(`/proc/${pid}`))) {
+    throw new Error(`Postgres is already running on ${dataDir} (pid ${pid}); is another 'npm start' running?`);
+  }
+  // A stale pid file after a crash: Postgres itself recovers, nothing to do.
+}
+
+async function waitUntilReady(url: string, exited: Promise<number>, logPath: string): Promise<void> {
+  let dead = false;
+  exited.then(() => (dead = true));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (dead) throw new Error(`Postgres exited during start-up; see ${logPath}`);
+    const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+    try {
+      await sql`select 1`;
+      return;
+    } catch (err) {
+      if (!/ECONNREFUSED|starting up|not yet accepting|ECONNRESET/.test(String(err))) throw err;
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Postgres did not accept connections within 60 s; see ${logPath}`);
+}
+
+function asPgUser(binary: string, args: string[]): [string, string[]] {
+  return isRoot() ? ["setpriv", ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", binary, ...args]] : [binary, args];
+}
+
+/** True when the unprivileged Postgres user can open `dir` (every parent folder searchable). */
+export async function postgresUserCanReach(dir: string): Promise<boolean> {
+  const parent = resolve(dir, "..");
+  const out = await new Deno.Command("setpriv", {
+    args: ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", "test", "-x", parent],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.success;
+}
+
+async function run(binary: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${binary} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,14 @@
+import { collect, connect, createTestPolicies, startStack, subscribe, userToken } from "./_testing.ts";
+const stack = await startStack();
+const drop = await createTestPolicies(stack.sql, "dbg", "rt-test:");
+const uid = crypto.randomUUID();
+const client = connect(stack, { vsn: "2.0.0", token: await userToken(uid) });
+const ch = client.channel(`rt-test:${uid}`, { config: { private: true } });
+const got = collect(ch, "tx");
+console.log(await subscribe(ch));
+await stack.sql`select realtime.send(${stack.sql.json({ a: 1 })}, 'tx', ${"rt-test:" + uid}, true)`;
+await new Promise((r) => setTimeout(r, 1000));
+console.log(got, stack.logs);
+await drop();
+await client.removeAllChannels();
+await stack.stop();

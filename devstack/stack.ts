@@ -1,0 +1,137 @@
+/**
+ * Starts and stops the whole local stack in this process (see main.ts). Split out so that the order of start-up
+ * and shutdown is in one place.
+ */
+import postgres from "postgres";
+import { resolve } from "node:path";
+import { loadStackSettings, mergedEnv } from "./settings.ts";
+import { mintStackKeys, type StackKeys } from "./keys.ts";
+import { startCluster } from "./postgres/cluster.ts";
+import { applyPlatformSql } from "./bootstrap.ts";
+import { applyMigrations } from "./migrate.ts";
+import { readFunctionSpecs } from "./gateway/functions_config.ts";
+import { drainBackgroundTasks, installEdgeRuntime } from "./gateway/function_host.ts";
+import { createGateway } from "./gateway/server.ts";
+import { startPgNetWorker } from "./pg_net/worker.ts";
+import { createRealtime } from "./realtime/server.ts";
+import { serveProviderStandin } from "./provider/server.ts";
+import { renderBanner } from "./banner.ts";
+
+export interface StackOptions {
+  /** Repository root (holds supabase/ and .env). */
+  root: string;
+  log: (msg: string) => void;
+}
+
+export interface RunningStack {
+  apiUrl: string;
+  dbUrl: string;
+  keys: StackKeys;
+  banner: string;
+  postgresExited: Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** The vault secret names the project's migrations read (the documented pattern, supabase-platform.md §2.5). */
+export const VAULT_PROJECT_URL = "project_url";
+export const VAULT_SERVICE_ROLE_KEY = "service_role_key";
+
+/** Starts every part of the stack; on failure stops what had started and rethrows. */
+export async function startStack({ root, log }: StackOptions): Promise<RunningStack> {
+  const env = mergedEnv(resolve(root, ".env"));
+  const settings = loadStackSettings(env);
+  const keys = await mintStackKeys(settings.JWT_SECRET);
+  const apiUrl = `http://127.0.0.1:${settings.API_PORT}`;
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+    stops.length = 0;
+  };
+
+  try {
+    const cluster = await startCluster({
+      dir: resolve(root, settings.DEVSTACK_DATA_DIR),
+      port: settings.DB_PORT,
+      settings: env.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {},
+      log,
+    });
+    stops.push(() => cluster.stop());
+
+    const sql = postgres(cluster.url, { prepare: false, max: 2, onnotice: () => {} });
+    stops.push(() => sql.end({ timeout: 5 }));
+    await applyPlatformSql(sql);
+    const applied = await applyMigrations(sql, resolve(root, "supabase/migrations"));
+    log(applied.length ? `applied migrations ${applied.join(", ")}` : "migrations up to date");
+    await upsertVaultSecret(sql, VAULT_PROJECT_URL, apiUrl);
+    await upsertVaultSecret(sql, VAULT_SERVICE_ROLE_KEY, keys.serviceRole);
+
+    // Providers without a key point at the local OpenAI-compatible stand-in (CONTRACT.md §3).
+    const standinProviders = (["kimi", "glm"] as const).filter((p) => !env[`${p.toUpperCase()}_API_KEY`]);
+    const functionEnv: Record<string, string> = { ...env };
+    if (standinProviders.length > 0) {
+      const standin = serveProviderStandin({ hostname: "127.0.0.1", port: settings.PROVIDER_STANDIN_PORT });
+      stops.push(() => standin.close());
+      for (const p of standinProviders) {
+        functionEnv[`${p.toUpperCase()}_BASE_URL`] = `${standin.url}/v1`;
+        functionEnv[`${p.toUpperCase()}_API_KEY`] = "local-standin-key";
+      }
+    }
+
+    // The environment hosted functions get (supabase-platform.md §1.6).
+    Object.assign(functionEnv, {
+      SUPABASE_URL: apiUrl,
+      SUPABASE_DB_URL: cluster.url,
+      SUPABASE_ANON_KEY: keys.anon,
+      SUPABASE_SERVICE_ROLE_KEY: keys.serviceRole,
+      SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.publishable }),
+      SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secret }),
+      JWT_SECRET: settings.JWT_SECRET,
+    });
+    for (const [k, v] of Object.entries(functionEnv)) Deno.env.set(k, v);
+
+    const worker = await startPgNetWorker({ dbUrl: cluster.url, log: (m) => log(`pg_net: ${m}`) });
+    stops.push(() => worker.stop());
+    const realtime = await createRealtime({
+      dbUrl: cluster.url,
+      jwtSecret: settings.JWT_SECRET,
+      keys: { anon: keys.anon, serviceRole: keys.serviceRole, publishable: keys.publishable, secret: keys.secret },
+      log: (m) => log(`realtime: ${m}`),
+    });
+    stops.push(() => realtime.close());
+
+    installEdgeRuntime(log);
+    const functions = readFunctionSpecs(resolve(root, "supabase"));
+    const gateway = await createGateway({
+      functions,
+      jwtSecret: settings.JWT_SECRET,
+      keys,
+      realtime: realtime.fetch,
+      log,
+    });
+    const server = Deno.serve({ hostname: "127.0.0.1", port: settings.API_PORT, onListen: () => {} }, gateway.fetch);
+    stops.push(async () => {
+      await server.shutdown();
+      const left = await drainBackgroundTasks(10_000);
+      if (left > 0) log(`${left} background task(s) still running at shutdown`);
+    });
+
+    const banner = renderBanner({
+      apiUrl,
+      dbUrl: cluster.url,
+      keys,
+      functions: functions.map((f) => ({ name: f.name, verifyJwt: f.verifyJwt, bootError: gateway.bootErrors[f.name] })),
+      providers: { kimi: !standinProviders.includes("kimi"), glm: !standinProviders.includes("glm") },
+      standinUrl: standinProviders.length ? `http://127.0.0.1:${settings.PROVIDER_STANDIN_PORT}/v1` : undefined,
+    });
+    return { apiUrl, dbUrl: cluster.url, keys, banner, postgresExited: cluster.exited, stop: stopAll };
+  } catch (err) {
+    await stopAll().catch((stopErr) => log(`while stopping after a failed start: ${stopErr}`));
+    throw err;
+  }
+}
+
+async function upsertVaultSecret(sql: postgres.Sql, name: string, value: string): Promise<void> {
+  const [row] = await sql<{ id: string }[]>`select id from vault.secrets where name = ${name}`;
+  if (row) await sql`select vault.update_secret(${row.id}::uuid, ${value})`;
+  else await sql`select vault.create_secret(${value}, ${name})`;
+}

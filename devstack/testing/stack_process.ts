@@ -1,0 +1,147 @@
+/**
+ * Starts the local stack as a child process, the way a user does with `npm start`, on free ports with a fresh
+ * cluster in a temporary folder: used by the test runner and the benchmarks.
+ */
+import { resolve } from "node:path";
+import { mintStackKeys, type StackKeys } from "../keys.ts";
+import { DEFAULT_JWT_SECRET } from "../settings.ts";
+
+export interface StackProcess {
+  apiUrl: string;
+  dbUrl: string;
+  dbPort: number;
+  standinUrl: string;
+  keys: StackKeys;
+  jwtSecret: string;
+  logPath: string;
+  /** The environment the tests get. */
+  testEnv(): Record<string, string>;
+  /** Stops the stack; `clean` is false when it had to be killed or exited non-zero. */
+  stop(): Promise<{ clean: boolean; code: number }>;
+  /** Removes the temporary data folder. */
+  cleanup(): Promise<void>;
+}
+
+/** Asks the kernel for a free loopback port. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Spawns `deno run devstack/main.ts` and waits (bounded) for its banner. */
+export async function spawnStack(opts: {
+  root: string;
+  log?: (m: string) => void;
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}): Promise<StackProcess> {
+  const apiPort = freePort(), dbPort = freePort(), standinPort = freePort();
+  const dataDir = await tempDataDir(opts.root);
+  const logPath = `${dataDir}.log`;
+  const jwtSecret = DEFAULT_JWT_SECRET;
+  const env: Record<string, string> = {
+    API_PORT: String(apiPort),
+    DB_PORT: String(dbPort),
+    PROVIDER_STANDIN_PORT: String(standinPort),
+    DEVSTACK_DATA_DIR: dataDir,
+    DEVSTACK_PG_FAST: "1",
+    JWT_SECRET: jwtSecret,
+    KIMI_API_KEY: "",
+    GLM_API_KEY: "",
+    ...opts.env,
+  };
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "devstack/main.ts", "--exit-on-stdin-close"],
+    cwd: opts.root,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const logFile = await Deno.open(logPath, { create: true, write: true, truncate: true });
+  const status = child.status;
+
+  let banner = "";
+  const ready = new Promise<void>((resolveReady, reject) => {
+    (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stdout) {
+        await logFile.write(chunk);
+        banner += decoder.decode(chunk, { stream: true });
+        if (banner.includes("Press Ctrl-C to stop.")) resolveReady();
+      }
+      reject(new Error(`the stack exited before it was ready; see ${logPath}`));
+    })().catch(reject);
+  });
+  const stderrPump = child.stderr.pipeTo(logFile.writable, { preventClose: true });
+  const timeoutMs = opts.startTimeoutMs ?? 180_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      ready,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the stack was not ready within ${timeoutMs} ms; see ${logPath}`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    child.kill("SIGKILL");
+    await status;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const keys = await mintStackKeys(jwtSecret);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const dbUrl = `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`;
+  const standinUrl = `http://127.0.0.1:${standinPort}/v1`;
+  return {
+    apiUrl,
+    dbUrl,
+    dbPort,
+    standinUrl,
+    keys,
+    jwtSecret,
+    logPath,
+    testEnv: () => ({
+      SUPABASE_URL: apiUrl,
+      SUPABASE_DB_URL: dbUrl,
+      SUPABASE_ANON_KEY: keys.anon,
+      SUPABASE_SERVICE_ROLE_KEY: keys.serviceRole,
+      JWT_SECRET: jwtSecret,
+      PROVIDER_STANDIN_URL: standinUrl,
+      DEVSTACK_DATA_DIR: dataDir,
+    }),
+    async stop() {
+      child.kill("SIGTERM");
+      let timer2: ReturnType<typeof setTimeout> | undefined;
+      const killed = new Promise<"timeout">((r) => (timer2 = setTimeout(() => r("timeout"), 30_000)));
+      const result = await Promise.race([status, killed]);
+      clearTimeout(timer2);
+      if (result === "timeout") {
+        child.kill("SIGKILL");
+        await status;
+      }
+      await stdin.close().catch((err) => opts.log?.(`closing the stack's stdin after exit: ${err}`));
+      await stderrPump.catch((err) => opts.log?.(`stack log pump: ${err}`));
+      logFile.close();
+      const code = result === "timeout" ? -1 : result.code;
+      return { clean: result !== "timeout" && code === 0, code };
+    },
+    async cleanup() {
+      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(logPath);
+    },
+  };
+}
+
+async function tempDataDir(root: string): Promise<string> {
+  const base = resolve(root, ".devstack");
+  await Deno.mkdir(base, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: base, prefix: "test-" });
+  await Deno.chmod(dir, 0o755); // the unprivileged postgres user must reach the cluster inside it
+  return dir;
+}

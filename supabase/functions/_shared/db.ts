@@ -1,0 +1,53 @@
+/**
+ * The database handle (postgres.js on `SUPABASE_DB_URL`, `prepare: false` so it also works through the
+ * transaction pooler, supabase-platform.md §1.11) and the two ways functions use it:
+ * - `asCaller`: a transaction with the caller's role and JWT claims set locally, exactly as PostgREST and
+ *   Realtime do (§7), so row-level security decides what the caller sees;
+ * - `asService`: a transaction as `service_role`, for writes through the bus's SQL functions.
+ */
+import postgres from "postgres";
+import { settings } from "./env.ts";
+import type { Caller } from "./auth.ts";
+
+export type Sql = postgres.Sql;
+export type Tx = postgres.TransactionSql;
+
+let client: Sql | undefined;
+
+/** The shared client, created on first use. */
+export function db(): Sql {
+  client ??= postgres(settings().SUPABASE_DB_URL, {
+    prepare: false,
+    max: settings().DB_POOL_SIZE,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    onnotice: () => {},
+  });
+  return client;
+}
+
+/** Runs `fn` in a transaction as the caller (role + `request.jwt.claims`), so RLS applies. */
+export function asCaller<T>(caller: Caller, fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {
+  return sql.begin(async (tx) => {
+    await tx`select set_config('role', ${caller.role}, true),
+                    set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true),
+                    set_config('request.jwt.claim.sub', ${caller.sub ?? ""}, true),
+                    set_config('request.jwt.claim.role', ${caller.role}, true)`;
+    return await fn(tx);
+  }) as Promise<T>;
+}
+
+/** Runs `fn` in a transaction as `service_role`. */
+export function asService<T>(fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {
+  return asCaller({ role: "service_role", claims: { role: "service_role" } }, fn, sql);
+}
+
+/** True when the database answers within `timeoutMs`. */
+export async function databaseIsUp(timeoutMs = 2000, sql: Sql = db()): Promise<boolean> {
+  const timeout = new Promise<false>((r) => setTimeout(() => r(false), timeoutMs));
+  const probe = sql`select 1`.then(() => true).catch((err) => {
+    console.error(`database health probe failed: ${err instanceof Error ? err.message : err}`);
+    return false;
+  });
+  return await Promise.race([probe, timeout]);
+}

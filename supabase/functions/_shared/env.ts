@@ -1,0 +1,79 @@
+/**
+ * The functions' settings: every setting read once from the environment and validated with zod. A bad or missing
+ * setting fails with one message that lists every problem (no silent defaults for required values: the original
+ * system turned itself off when its configuration was invalid, origin-lessons.md §1.5).
+ *
+ * `SUPABASE_*` values are injected by the platform (supabase-platform.md §1.6); the rest are project secrets
+ * (`supabase secrets set ...` on hosted, `.env` locally). `.env.example` lists exactly these keys.
+ */
+import { z } from "zod";
+
+const intFrom = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+const optionalString = z.string().min(1).optional();
+
+export const settingsSchema = z.object({
+  SUPABASE_URL: z.url(),
+  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
+  SUPABASE_ANON_KEY: z.string().min(1),
+  SUPABASE_SERVICE_ROLE_KEY: z.string().min(1),
+  /** The project's legacy JWT secret: tokens are verified again in code (defence in depth, §1.10). */
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters"),
+
+  MESSAGE_BUS_DEFAULT_PROVIDER: z.enum(["kimi", "glm"]).default("kimi"),
+  KIMI_API_KEY: optionalString,
+  KIMI_BASE_URL: z.url().default("https://api.moonshot.ai/v1"),
+  KIMI_MODEL: z.string().min(1).default("kimi-k2-0905-preview"),
+  GLM_API_KEY: optionalString,
+  GLM_BASE_URL: z.url().default("https://api.z.ai/api/paas/v4"),
+  GLM_MODEL: z.string().min(1).default("glm-4.5-flash"),
+
+  MESSAGE_BUS_MAX_PAYLOAD_MB: intFrom(100, 1, 1024),
+  MESSAGE_BUS_DEFAULT_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
+  MESSAGE_BUS_MIN_TTL_SECONDS: intFrom(60, 1, 31_536_000),
+  MESSAGE_BUS_MAX_TTL_SECONDS: intFrom(2_592_000, 60, 31_536_000),
+  PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
+  PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
+  DB_POOL_SIZE: intFrom(10, 1, 100),
+}).superRefine((s, ctx) => {
+  if (s.MESSAGE_BUS_MIN_TTL_SECONDS > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
+    ctx.addIssue({ code: "custom", path: ["MESSAGE_BUS_MIN_TTL_SECONDS"], message: "must not exceed MESSAGE_BUS_MAX_TTL_SECONDS" });
+  }
+  const ttl = s.MESSAGE_BUS_DEFAULT_TTL_SECONDS;
+  if (ttl < s.MESSAGE_BUS_MIN_TTL_SECONDS || ttl > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
+    ctx.addIssue({ code: "custom", path: ["MESSAGE_BUS_DEFAULT_TTL_SECONDS"], message: "must lie within the TTL bounds" });
+  }
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+/** Thrown when settings are invalid; `problems` lists every one. */
+export class SettingsError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid settings:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "SettingsError";
+  }
+}
+
+/**
+ * Validates `env` (blank values count as unset).
+ * @throws SettingsError listing every problem.
+ * @example
+ * const s = parseSettings({ ...Deno.env.toObject(), MESSAGE_BUS_MAX_PAYLOAD_MB: "10" });
+ */
+export function parseSettings(env: Record<string, string | undefined>): Settings {
+  const cleaned = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === "" ? undefined : v]));
+  const parsed = settingsSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new SettingsError(parsed.error.issues.map((i) => `${i.path.join(".") || "(settings)"}: ${i.message}`));
+  }
+  return parsed.data;
+}
+
+let cached: Settings | undefined;
+
+/** The process settings, parsed on first use from `Deno.env`. */
+export function settings(): Settings {
+  cached ??= parseSettings(Deno.env.toObject());
+  return cached;
+}

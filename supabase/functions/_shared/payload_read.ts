@@ -1,0 +1,103 @@
+/**
+ * Reads a stored payload back, chunk by chunk, as the caller (RLS decides), and verifies it on the way out: the
+ * SHA-256 of the raw bytes must equal the stored checksum, or the stream fails instead of ending normally — a
+ * mismatch is never served as good data. Stored gzip can be passed through as is (no decompress/recompress);
+ * it is still decompressed on the side, chunk by chunk, to verify the checksum.
+ */
+import { createHash } from "node:crypto";
+import { createGunzip } from "node:zlib";
+import { Duplex } from "node:stream";
+import { asCaller } from "./db.ts";
+import type { Caller } from "./auth.ts";
+
+export interface StoredMeta {
+  transaction_id: string;
+  checksum: string;
+  chunk_count: number;
+  compression: "none" | "gzip";
+}
+
+/** Thrown (into the stream) when the bytes do not match the checksum. */
+export class ChecksumMismatchError extends Error {
+  constructor(readonly transactionId: string, readonly expected: string, readonly actual: string) {
+    super(`Checksum mismatch for ${transactionId}: stored ${expected}, read ${actual}`);
+    this.name = "ChecksumMismatchError";
+  }
+}
+
+/** The stored chunks of a message, in order, each read in its own short transaction as `caller`. */
+export async function* storedChunks(caller: Caller, meta: StoredMeta): AsyncGenerator<Uint8Array> {
+  for (let seq = 0; seq < meta.chunk_count; seq++) {
+    const rows = await asCaller(caller, (tx) =>
+      tx<{ data: Uint8Array }[]>`select data from public.message_bus_chunks
+                                 where transaction_id = ${meta.transaction_id}::uuid and seq = ${seq}`);
+    if (rows.length !== 1) throw new Error(`Chunk ${seq} of ${meta.transaction_id} is missing`);
+    yield rows[0].data;
+  }
+}
+
+/**
+ * The payload as `encoding`, verified against `meta.checksum` as it streams.
+ * @param source the stored chunks (see storedChunks)
+ */
+export function verifiedPayload(
+  meta: StoredMeta,
+  source: AsyncIterable<Uint8Array>,
+  encoding: "identity" | "gzip",
+): AsyncGenerator<Uint8Array> {
+  if (meta.compression === "none") return hashedPassThrough(meta, source);
+  if (encoding === "gzip") return gzipPassThrough(meta, source);
+  return gunzipped(meta, source);
+}
+
+async function* hashedPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+  const hash = createHash("sha256");
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  check(meta, hash.digest("hex"));
+}
+
+async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+  const hash = createHash("sha256");
+  const gunzip = ReadableStream.from(source).pipeThrough(
+    Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+  for await (const chunk of gunzip) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  check(meta, hash.digest("hex"));
+}
+
+async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+  const hash = createHash("sha256");
+  const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
+  const writer = gunzip.writable.getWriter();
+  const hashing = (async () => {
+    for await (const chunk of gunzip.readable) hash.update(chunk);
+  })();
+  try {
+    for await (const chunk of source) {
+      await writer.ready;
+      await writer.write(chunk);
+      yield chunk;
+    }
+    await writer.close();
+  } catch (err) {
+    await writer.abort(err).catch((abortErr) => console.error(`aborting the verifying gunzip: ${abortErr}`));
+    throw err;
+  }
+  await hashing;
+  check(meta, hash.digest("hex"));
+}
+
+function check(meta: StoredMeta, hex: string): void {
+  const actual = `sha256:${hex}`;
+  if (actual !== meta.checksum) {
+    const err = new ChecksumMismatchError(meta.transaction_id, meta.checksum, actual);
+    console.error(err.message);
+    throw err;
+  }
+}

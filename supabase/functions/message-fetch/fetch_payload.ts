@@ -1,0 +1,100 @@
+/**
+ * `GET /message-fetch/<id>`: the stored payload byte for byte (CONTRACT.md §5), streamed from the database chunk
+ * by chunk and verified against its checksum on the way out. `ETag` and `Repr-Digest` (RFC 9530) carry the
+ * checksum; stored gzip is passed through as `Content-Encoding: gzip` to clients that accept it.
+ */
+import type { Context } from "hono";
+import { BusError } from "../_shared/errors.ts";
+import type { Caller } from "../_shared/auth.ts";
+import type { Sql } from "../_shared/db.ts";
+import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
+import { type MetaRow, metaBody, readMeta } from "./meta.ts";
+
+/** Answers a payload request. */
+export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
+  const meta = await readMeta(sql, caller, id, true);
+  if (!meta) throw new BusError(404, "not_found", `No message ${id}`);
+  if (meta.status === "expired") throw gone(meta);
+  if (meta.status === "pending") return c.json({ transaction_id: id, status: "pending" }, 202);
+  if (meta.status === "failed") {
+    throw new BusError(409, "message_failed", "The message failed; it has no payload", { cause: meta.error }, {
+      transaction_id: id,
+      status: "failed",
+    });
+  }
+
+  const stored: StoredMeta = {
+    transaction_id: id,
+    checksum: meta.checksum!,
+    chunk_count: meta.chunk_count!,
+    compression: meta.compression!,
+  };
+  const hex = stored.checksum.slice("sha256:".length);
+  const etag = `"${hex}"`;
+  const headers = new Headers({
+    "content-type": meta.content_type ?? "application/octet-stream",
+    etag,
+    "repr-digest": `sha-256=:${hexToBase64(hex)}:`,
+    "x-transaction-id": id,
+    "x-checksum": stored.checksum,
+    // no-transform: the runtime must not re-compress what is already verified (or already gzip).
+    "cache-control": "private, no-transform",
+    vary: "accept-encoding",
+  });
+  if (matchesEtag(c.req.header("if-none-match"), etag)) return new Response(null, { status: 304, headers });
+
+  const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
+  headers.set("content-length", String(gzipOut ? meta.stored_size_bytes : meta.payload_size_bytes));
+  if (gzipOut) headers.set("content-encoding", "gzip");
+
+  const body = verifiedPayload(stored, storedChunks(caller, stored), gzipOut ? "gzip" : "identity");
+  if (stored.chunk_count <= 1) {
+    // Small payloads are verified before the status line goes out, so a mismatch is a clean error response.
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const part of body) parts.push(part);
+    } catch (err) {
+      if (err instanceof ChecksumMismatchError) throw integrityError(err);
+      throw err;
+    }
+    return new Response(new Blob(parts as BlobPart[]).stream(), { status: 200, headers });
+  }
+  // Larger payloads stream; a mismatch found at the end aborts the stream, so the client sees a transfer error
+  // (the body is shorter than Content-Length) instead of a complete response.
+  return new Response(ReadableStream.from(body), { status: 200, headers });
+}
+
+function gone(meta: MetaRow): BusError {
+  return new BusError(410, "expired", `Message ${meta.transaction_id} expired at ${new Date(meta.expires_at).toISOString()}`, {}, {
+    transaction_id: meta.transaction_id,
+    status: "expired",
+    meta: metaBody(meta),
+  });
+}
+
+function integrityError(err: ChecksumMismatchError): BusError {
+  return new BusError(500, "checksum_mismatch", "The stored bytes do not match their checksum; refusing to serve them", {
+    expected: err.expected,
+    actual: err.actual,
+  }, { transaction_id: err.transactionId });
+}
+
+function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(",").some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return (coding === "gzip" || coding === "*") && (!q || Number(q.slice(2)) > 0);
+  });
+}
+
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(",").some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === "*");
+}
+
+function hexToBase64(hex: string): string {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return btoa(String.fromCharCode(...bytes));
+}

@@ -1,0 +1,83 @@
+/** Message metadata as callers see it (CONTRACT.md §5), read through `message_bus_meta` with the caller's RLS. */
+import { asCaller, type Sql } from "../_shared/db.ts";
+import type { Caller } from "../_shared/auth.ts";
+
+export interface MetaRow {
+  transaction_id: string;
+  status: "pending" | "completed" | "failed" | "expired";
+  tool: string;
+  provider: string | null;
+  model: string | null;
+  session_id: string | null;
+  checksum: string | null;
+  payload_size_bytes: string | null;
+  stored_size_bytes: string | null;
+  compression: "none" | "gzip" | null;
+  chunk_count: number | null;
+  finish_reason: string | null;
+  usage: Record<string, unknown> | null;
+  error: Record<string, unknown> | null;
+  created_at: Date;
+  updated_at: Date;
+  completed_at: Date | null;
+  expires_at: Date;
+  retrieved_at: Date | null;
+  retrieved_count: number;
+  watcher: { verdict: string; findings: Array<{ code: string; message: string }> } | null;
+  content_type: string | null;
+}
+
+const COLUMNS = `transaction_id, status, tool, provider, model, session_id, checksum, payload_size_bytes,
+  stored_size_bytes, compression, chunk_count, finish_reason, usage, error, created_at, updated_at, completed_at,
+  expires_at, retrieved_at, retrieved_count, watcher`;
+
+/** One message's metadata, or undefined when it does not exist or is not the caller's. */
+export async function readMeta(sql: Sql, caller: Caller, id: string, markRetrieved = false): Promise<MetaRow | undefined> {
+  return await asCaller(caller, async (tx) => {
+    const [row] = await tx.unsafe<MetaRow[]>(
+      `select ${COLUMNS}, (select metadata ->> 'content_type' from public.message_bus b where b.transaction_id = m.transaction_id) as content_type
+       from public.message_bus_meta m where transaction_id = $1::uuid`,
+      [id],
+    );
+    if (row && markRetrieved && row.status === "completed") await tx`select bus.mark_retrieved(${id}::uuid)`;
+    return row;
+  }, sql);
+}
+
+/** The caller's messages changed after `since`, oldest change first (for catching up after a disconnect). */
+export async function listMeta(sql: Sql, caller: Caller, since: Date, limit: number): Promise<MetaRow[]> {
+  return await asCaller(caller, (tx) =>
+    tx.unsafe<MetaRow[]>(
+      `select ${COLUMNS}, null as content_type from public.message_bus_meta
+       where updated_at > $1 order by updated_at, transaction_id limit $2`,
+      [since.toISOString(), limit],
+    ), sql);
+}
+
+/** The public JSON shape of a meta row. */
+export function metaBody(row: MetaRow) {
+  return {
+    transaction_id: row.transaction_id,
+    status: row.status,
+    tool: row.tool,
+    provider: row.provider,
+    model: row.model,
+    session_id: row.session_id,
+    checksum: row.checksum,
+    payload_size_bytes: row.payload_size_bytes === null ? null : Number(row.payload_size_bytes),
+    stored_size_bytes: row.stored_size_bytes === null ? null : Number(row.stored_size_bytes),
+    compression: row.compression,
+    finish_reason: row.finish_reason,
+    usage: row.usage,
+    error: row.error,
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+    completed_at: row.completed_at ? iso(row.completed_at) : null,
+    expires_at: iso(row.expires_at),
+    retrieved_at: row.retrieved_at ? iso(row.retrieved_at) : null,
+    retrieved_count: row.retrieved_count,
+    watcher: row.watcher,
+  };
+}
+
+const iso = (d: Date) => new Date(d).toISOString();

@@ -1,0 +1,80 @@
+/** The bus's SQL API as `tool-invoke` uses it (schema `bus`, executed as service_role). */
+import { asService, type Sql, type Tx } from "../_shared/db.ts";
+
+export interface MessageRow {
+  transaction_id: string;
+  status: "pending" | "completed" | "failed" | "expired";
+  provider: string | null;
+  model: string | null;
+  checksum: string | null;
+  payload_size_bytes: string | number | null;
+  finish_reason: string | null;
+  expires_at: Date;
+  error: Record<string, unknown> | null;
+}
+
+export interface BeginArgs {
+  owner: string;
+  tool: string;
+  provider: string;
+  model: string;
+  sessionId?: string;
+  idempotencyKey?: string;
+  ttlSeconds: number;
+  metadata: Record<string, unknown>;
+}
+
+/** Records a pending message; with a used idempotency key returns the existing one (`created: false`). */
+export async function beginMessage(sql: Sql, a: BeginArgs): Promise<{ transactionId: string; created: boolean }> {
+  const [row] = await asService((tx) =>
+    tx<{ transaction_id: string; created: boolean }[]>`
+      select transaction_id, created from bus.begin_message(
+        ${a.owner}::uuid, ${a.tool}, ${a.provider}, ${a.model}, ${a.sessionId ?? null}, ${a.idempotencyKey ?? null},
+        ${a.ttlSeconds}, ${tx.json(a.metadata as never)})`, sql);
+  return { transactionId: row.transaction_id, created: row.created };
+}
+
+/** Reads a message row (service role). */
+export async function getMessage(sql: Sql, transactionId: string): Promise<MessageRow> {
+  const [row] = await asService((tx) =>
+    tx<MessageRow[]>`select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason,
+                            expires_at, error
+                     from public.message_bus where transaction_id = ${transactionId}::uuid`, sql);
+  if (!row) throw new Error(`message ${transactionId} vanished`);
+  return row;
+}
+
+export interface CompleteArgs {
+  payloadSize: number;
+  storedSize: number;
+  compression: string;
+  checksum: string;
+  chunkCount: number;
+  finishReason: string | null;
+  usage: Record<string, unknown> | null;
+  model: string | null;
+  providerMs: number;
+  writeMs: number;
+  metadata: Record<string, unknown>;
+}
+
+/** Completes a pending message inside `tx` (the same transaction that stored its chunks). */
+export async function completeMessage(tx: Tx, transactionId: string, a: CompleteArgs): Promise<MessageRow> {
+  const [row] = await tx<MessageRow[]>`
+    select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason, expires_at, error
+    from bus.complete_message(${transactionId}::uuid, ${a.payloadSize}, ${a.storedSize}, ${a.compression},
+      ${a.checksum}, ${a.chunkCount}, ${a.finishReason}, ${a.usage ? tx.json(a.usage as never) : null}, ${a.model},
+      ${a.providerMs}, ${a.writeMs}, ${tx.json(a.metadata as never)})`;
+  return row;
+}
+
+/** Marks a pending message failed (its own transaction, so the failure is recorded whatever else happened). */
+export async function failMessage(
+  sql: Sql,
+  transactionId: string,
+  error: Record<string, unknown>,
+  providerMs: number | null,
+): Promise<void> {
+  await asService((tx) =>
+    tx`select bus.fail_message(${transactionId}::uuid, ${tx.json(error as never)}, ${providerMs})`, sql);
+}
