@@ -17,6 +17,9 @@ export const stackSettingsSchema = z.object({
   PROVIDER_STANDIN_PORT: port(54329),
   JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").default(DEFAULT_JWT_SECRET),
   DEVSTACK_DATA_DIR: z.string().min(1).default(".devstack/data"),
+  /** "1" trades durability for speed (fsync off): for throwaway test clusters only. */
+  DEVSTACK_PG_FAST: z.enum(["0", "1"]).default("0"),
+  PG_BIN: z.string().min(1).default("/usr/lib/postgresql/15/bin"),
   KIMI_API_KEY: z.string().optional(),
   GLM_API_KEY: z.string().optional(),
 });

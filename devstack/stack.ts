@@ -52,7 +52,8 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
     const cluster = await startCluster({
       dir: resolve(root, settings.DEVSTACK_DATA_DIR),
       port: settings.DB_PORT,
-      settings: env.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {},
+      pgBin: settings.PG_BIN,
+      settings: settings.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {},
       log,
     });
     stops.push(() => cluster.stop());

@@ -34,7 +34,8 @@ async function runStep(
     await Deno.stdout.write(chunk);
   }
   const { success } = await child.status;
-  const counts = count ? count(out) : { passed: success ? 1 : 0, failed: success ? 0 : 1 };
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
+  const counts = count ? count(plain) : { passed: success ? 1 : 0, failed: success ? 0 : 1 };
   results.push({ suite, ...counts, ok: success });
   return success;
 }

@@ -6,13 +6,14 @@
 import postgres from "postgres";
 import { resolve } from "node:path";
 
-export const PG_BIN = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
 const PG_USER = "postgres";
 
 export interface ClusterOptions {
   /** Folder holding the cluster (its `pgdata/` subfolder is the data directory). */
   dir: string;
   port: number;
+  /** Folder of the PostgreSQL 15 server binaries. */
+  pgBin: string;
   /** Extra `-c name=value` settings (tests use fsync=off). */
   settings?: Record<string, string>;
   log?: (msg: string) => void;
@@ -33,14 +34,14 @@ const isRoot = () => Deno.uid() === 0;
 export async function startCluster(opts: ClusterOptions): Promise<RunningCluster> {
   const log = opts.log ?? (() => {});
   const dataDir = resolve(opts.dir, "pgdata");
-  await ensureInitialised(dataDir, log);
+  await ensureInitialised(dataDir, opts.pgBin, log);
   await refuseIfRunning(dataDir);
 
   const pgArgs = ["-D", dataDir, ...Object.entries(clusterSettings(opts)).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
   const asUser = isRoot() ? ["setpriv", "--reuid", PG_USER, "--regid", PG_USER, "--init-groups"] : [];
   const watchdog = new URL("./watchdog.ts", import.meta.url).pathname;
   const cmd = new Deno.Command("setsid", {
-    args: [Deno.execPath(), "run", "-A", "--no-config", watchdog, ...asUser, `${PG_BIN}/postgres`, ...pgArgs],
+    args: [Deno.execPath(), "run", "-A", "--no-config", watchdog, ...asUser, `${opts.pgBin}/postgres`, ...pgArgs],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -92,7 +93,7 @@ function clusterSettings(opts: ClusterOptions): Record<string, string> {
   };
 }
 
-async function ensureInitialised(dataDir: string, log: (m: string) => void): Promise<void> {
+async function ensureInitialised(dataDir: string, pgBin: string, log: (m: string) => void): Promise<void> {
   if (await exists(`${dataDir}/PG_VERSION`)) return;
   await Deno.mkdir(resolve(dataDir, ".."), { recursive: true, mode: 0o755 });
   await Deno.mkdir(dataDir, { mode: 0o700 });
@@ -107,7 +108,7 @@ async function ensureInitialised(dataDir: string, log: (m: string) => void): Pro
   if (isRoot()) await run("chown", ["-R", `${PG_USER}:${PG_USER}`, dataDir, pwFile]);
   log(`initialising a new cluster in ${dataDir}`);
   try {
-    await run(...asPgUser(`${PG_BIN}/initdb`, [
+    await run(...asPgUser(`${pgBin}/initdb`, [
       "-D",
       dataDir,
       "-U",

@@ -60,7 +60,9 @@ export function serveProviderStandin(options: ServeOptions = {}): ServedStandin 
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.env.get("STANDIN_PORT") ?? "54330");
+  // Run alone (e.g. for a benchmark): `deno run -A devstack/provider/server.ts`, on PROVIDER_STANDIN_PORT.
+  const { loadStackSettings } = await import("../settings.ts");
+  const port = loadStackSettings().PROVIDER_STANDIN_PORT;
   const served = serveProviderStandin({ port, log: (m) => console.log(m) });
   console.log(`Provider stand-in listening on ${served.baseURL}`);
 }

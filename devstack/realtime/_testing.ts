@@ -126,7 +126,10 @@ export async function waitFor(ok: () => boolean, what: string, ms = 5000): Promi
   }
 }
 
-/** Creates the test-only policies: a user may read and write `<prefix>` || their uid. Returns the drop function. */
+/**
+ * Creates the test-only policies: a user may read and write `<prefix><uid>`, only read broadcasts of
+ * `<prefix>ro:<uid>`, only read presence of `<prefix>presence:<uid>`. Returns the function that drops them.
+ */
 export async function createTestPolicies(
   sql: postgres.Sql,
   name: string,
@@ -136,6 +139,7 @@ export async function createTestPolicies(
     await sql.unsafe(`drop policy if exists "${name}_read" on realtime.messages`);
     await sql.unsafe(`drop policy if exists "${name}_write" on realtime.messages`);
     await sql.unsafe(`drop policy if exists "${name}_read_only" on realtime.messages`);
+    await sql.unsafe(`drop policy if exists "${name}_presence_only" on realtime.messages`);
   };
   await drop();
   const own = `(select realtime.topic()) = '${prefix}' || (select auth.uid())::text`;
@@ -146,5 +150,8 @@ export async function createTestPolicies(
   // A topic that is readable but not writable: '<prefix>ro:' || uid.
   await sql.unsafe(`create policy "${name}_read_only" on realtime.messages for select to authenticated
     using ((select realtime.topic()) = '${prefix}ro:' || (select auth.uid())::text and extension = 'broadcast')`);
+  // A topic where only presence may be read: '<prefix>presence:' || uid.
+  await sql.unsafe(`create policy "${name}_presence_only" on realtime.messages for select to authenticated
+    using ((select realtime.topic()) = '${prefix}presence:' || (select auth.uid())::text and extension = 'presence')`);
   return drop;
 }

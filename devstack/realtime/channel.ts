@@ -1,11 +1,11 @@
 /**
- * One joined `realtime:<sub>` channel of a socket: join with the RLS probe, client broadcasts, access-token refresh,
+ * One joined `realtime:<sub>` channel of a socket: client broadcasts with the write probe, access-token refresh,
  * token expiry, leave (supabase-platform.md §3.2, §3.6, §3.7; server `realtime_channel.ex`).
  */
 import { type Claims, msUntilExpiry, TokenError, verifyToken } from "./auth.ts";
 import { probeRead, probeWrite, type ReadPolicies } from "./authorization.ts";
 import type { Context, Subscriber } from "./hub.ts";
-import { isRecord, type Message, type Outbound, type UserBroadcast } from "./serializer.ts";
+import type { Message, Outbound, UserBroadcast } from "./serializer.ts";
 
 /** The socket side a channel talks through. */
 export interface Transport {
@@ -20,9 +20,10 @@ export interface Transport {
 
 /** The server re-confirms a token at `exp`, but at least this often (§3.6 says 5 min; the server caps at 1 h). */
 const CONFIRM_TOKEN_MAX_MS = 5 * 60_000;
-const DB_UNAVAILABLE = "Realtime was unable to connect to the project database";
+/** The reason given when the database cannot be reached for a policy check. */
+export const DB_UNAVAILABLE = "Realtime was unable to connect to the project database";
 
-/** A joined channel. Create with {@link joinChannel}. */
+/** A joined channel; `joinChannel` in join.ts creates it. */
 export class Channel implements Subscriber {
   #write: boolean | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -179,51 +180,4 @@ export class Channel implements Subscriber {
 /** The join error reason for a denied private channel (§3.2). */
 export function unauthorizedMessage(subTopic: string): string {
   return `You do not have permissions to read from this Channel topic: ${subTopic}`;
-}
-
-/**
- * Handles `phx_join` (§3.6, §8.3): picks the token (join `access_token`, else the connect token; `sb_` tokens are
- * ignored), verifies it, runs the read probe for private channels. Returns the channel (not yet active) or the
- * error reason for the reply.
- */
-export async function joinChannel(
-  ctx: Context,
-  transport: Transport,
-  msg: Message,
-): Promise<{ channel: Channel } | { reason: string }> {
-  const subTopic = msg.topic.slice("realtime:".length);
-  if (subTopic === "") return { reason: "TopicNameRequired: You must provide a topic name" };
-  const payload = isRecord(msg.payload) ? msg.payload : {};
-  const config = isRecord(payload.config) ? payload.config : {};
-  const broadcast = isRecord(config.broadcast) ? config.broadcast : {};
-  const presence = isRecord(config.presence) ? config.presence : {};
-  const flags = {
-    private: config.private === true,
-    self: broadcast.self === true,
-    ack: broadcast.ack === true,
-    presence: presence.enabled === true,
-  };
-  const offered = payload.access_token ?? payload.user_token;
-  const token = typeof offered === "string" && !offered.startsWith("sb_") ? offered : transport.connectToken;
-  let claims: Claims;
-  try {
-    claims = await verifyToken(token, ctx.secret);
-  } catch (err) {
-    if (err instanceof TokenError) return { reason: err.reason };
-    throw err;
-  }
-  let read: ReadPolicies | null = null;
-  if (flags.private) {
-    try {
-      read = await probeRead(ctx.sql, { topic: subTopic, claims, headers: transport.headers }, {
-        presence: flags.presence,
-        log: ctx.log,
-      });
-    } catch (err) {
-      ctx.log(`UnableToSetPolicies on ${msg.topic}: ${(err as Error).message}`);
-      return { reason: DB_UNAVAILABLE };
-    }
-    if (!read.broadcast && !read.presence) return { reason: `Unauthorized: ${unauthorizedMessage(subTopic)}` };
-  }
-  return { channel: new Channel(ctx, transport, msg.topic, msg.joinRef, flags, token, claims, read) };
 }

@@ -153,35 +153,38 @@ cases.push(["an access_token that loses read access closes the channel (legacy a
   }
 }]);
 
-cases.push(["POST /api/broadcast answers 202, delivers public messages and private ones only with write access", async () => {
-  const uid = crypto.randomUUID();
-  const client = connect(stack, { vsn: "1.0.0", token: await userToken(uid) });
-  try {
-    const priv = client.channel(`rt-test:${uid}`, { config: { private: true } });
-    const pub = client.channel(`rt-pub-${uid}`);
-    const gotPriv = collect(priv, "rest");
-    const gotPub = collect(pub, "rest");
-    assert.equal((await subscribe(priv)).status, "SUBSCRIBED");
-    assert.equal((await subscribe(pub)).status, "SUBSCRIBED");
-    const post = async (authorization: string, message: Record<string, unknown>) => {
-      const res = await fetch(`${stack.url}/realtime/v1/api/broadcast`, {
-        method: "POST",
-        headers: { apikey: stack.keys.publishable, authorization, "content-type": "application/json" },
-        body: JSON.stringify({ messages: [{ event: "rest", ...message }] }),
-      });
-      assert.equal(res.status, 202);
-      await res.body?.cancel();
-    };
-    await post(`Bearer ${stack.keys.anon}`, { topic: `rt-test:${uid}`, payload: { n: 1 }, private: true });
-    await post(`Bearer ${await userToken(uid)}`, { topic: `rt-test:${uid}`, payload: { n: 2 }, private: true });
-    await post(`Bearer ${stack.keys.anon}`, { topic: `rt-pub-${uid}`, payload: { n: 3 } });
-    await waitFor(() => gotPriv.length === 1 && gotPub.length === 1, "the REST broadcasts");
-    assert.deepEqual(gotPriv, [{ type: "broadcast", event: "rest", payload: { n: 2 } }]);
-    assert.deepEqual(gotPub, [{ type: "broadcast", event: "rest", payload: { n: 3 } }]);
-  } finally {
-    await disconnect(client);
-  }
-}]);
+cases.push([
+  "POST /api/broadcast answers 202, delivers public messages and private ones only with write access",
+  async () => {
+    const uid = crypto.randomUUID();
+    const client = connect(stack, { vsn: "1.0.0", token: await userToken(uid) });
+    try {
+      const priv = client.channel(`rt-test:${uid}`, { config: { private: true } });
+      const pub = client.channel(`rt-pub-${uid}`);
+      const gotPriv = collect(priv, "rest");
+      const gotPub = collect(pub, "rest");
+      assert.equal((await subscribe(priv)).status, "SUBSCRIBED");
+      assert.equal((await subscribe(pub)).status, "SUBSCRIBED");
+      const post = async (authorization: string, message: Record<string, unknown>) => {
+        const res = await fetch(`${stack.url}/realtime/v1/api/broadcast`, {
+          method: "POST",
+          headers: { apikey: stack.keys.publishable, authorization, "content-type": "application/json" },
+          body: JSON.stringify({ messages: [{ event: "rest", ...message }] }),
+        });
+        assert.equal(res.status, 202);
+        await res.body?.cancel();
+      };
+      await post(`Bearer ${stack.keys.anon}`, { topic: `rt-test:${uid}`, payload: { n: 1 }, private: true });
+      await post(`Bearer ${await userToken(uid)}`, { topic: `rt-test:${uid}`, payload: { n: 2 }, private: true });
+      await post(`Bearer ${stack.keys.anon}`, { topic: `rt-pub-${uid}`, payload: { n: 3 } });
+      await waitFor(() => gotPriv.length === 1 && gotPub.length === 1, "the REST broadcasts");
+      assert.deepEqual(gotPriv, [{ type: "broadcast", event: "rest", payload: { n: 2 } }]);
+      assert.deepEqual(gotPub, [{ type: "broadcast", event: "rest", payload: { n: 3 } }]);
+    } finally {
+      await disconnect(client);
+    }
+  },
+]);
 
 Deno.test("channels of the Realtime stand-in behave like hosted Realtime for the real supabase-js", async (t) => {
   stack = await startStack();

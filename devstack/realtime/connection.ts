@@ -2,7 +2,8 @@
  * One WebSocket of the Realtime stand-in: decodes frames in arrival order, answers heartbeats, routes channel events
  * (supabase-platform.md §3.5, §3.6). A malformed frame or a failing handler is logged and never ends the socket.
  */
-import { Channel, joinChannel, type Transport } from "./channel.ts";
+import type { Channel, Transport } from "./channel.ts";
+import { joinChannel } from "./join.ts";
 import type { Context } from "./hub.ts";
 import { decode, encode, isRecord, type Message, type Outbound, type Vsn } from "./serializer.ts";
 

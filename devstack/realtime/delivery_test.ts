@@ -118,6 +118,25 @@ for (const vsn of VSNS) {
   }]);
 }
 
+cases.push(["a private channel joined with presence read only gets no broadcasts (§3.7)", async () => {
+  const s = await privateSubscriber("2.0.0");
+  try {
+    const channel = s.client.channel(`rt-test:presence:${s.uid}`, {
+      config: { private: true, presence: { enabled: true } },
+    });
+    const got = collect(channel, "tx");
+    const { status, err } = await subscribe(channel);
+    assert.equal(status, "SUBSCRIBED", `subscribe failed: ${err}`);
+    await send(`rt-test:presence:${s.uid}`, { n: "hidden" });
+    await send(s.topic, { n: "marker" });
+    // One tap delivers in commit order to all channels, so the marker on the other channel comes last.
+    await waitFor(() => s.got.length === 1, "the marker");
+    assert.deepEqual(got, []);
+  } finally {
+    await disconnect(s.client);
+  }
+}]);
+
 cases.push(["realtime.send_binary reaches a vsn 2 client as an ArrayBuffer and is skipped for vsn 1", async () => {
   const v2 = await privateSubscriber("2.0.0", "bin");
   const v1 = connect(stack, { vsn: "1.0.0", token: await userToken(v2.uid) });

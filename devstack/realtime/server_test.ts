@@ -94,11 +94,15 @@ cases.push(["pushes to an unjoined topic get 'unmatched topic'; leave replies ok
     await stack.sql`select realtime.send('{"n":1}'::jsonb, 'ev', ${topic}, false)`;
     await stack.sql`select realtime.send('{"n":2}'::jsonb, 'ev', ${`${topic}-2`}, false)`;
     await waitFor(() => s.frames.length === 6, "the broadcast to the joined topic");
-    const frame = s.frames[5] as Uint8Array;
+    const frame: unknown = s.frames[5];
+    assert.ok(frame instanceof Uint8Array, `expected a binary frame, got ${JSON.stringify(frame)}`);
     // §3.5 kind 4: kind | topicLen | eventLen | metaLen | encoding | topic | event | meta | payload
     assert.deepEqual([...frame.subarray(0, 5)], [4, `realtime:${topic}-2`.length, 2, 45, 1]);
     const text = new TextDecoder().decode(frame.subarray(5));
-    assert.match(text, new RegExp(`^realtime:${topic}-2ev\\{"id":"[0-9a-f-]{36}"\\}\\{"n": 2, "id": "[0-9a-f-]{36}"\\}$`));
+    assert.match(
+      text,
+      new RegExp(`^realtime:${topic}-2ev\\{"id":"[0-9a-f-]{36}"\\}\\{"n": 2, "id": "[0-9a-f-]{36}"\\}$`),
+    );
   } finally {
     s.ws.close();
     await s.closed;

@@ -136,6 +136,8 @@ comment on trigger stand_in_notify_message on realtime.messages is
 do $$
 begin
   if not exists (select 1 from pg_publication where pubname = 'supabase_realtime') then
+    -- The local cluster runs with wal_level=replica; silence the "insufficient to publish" warning.
+    perform set_config('client_min_messages', 'error', true);
     create publication supabase_realtime;
   end if;
 end $$;
