@@ -7,6 +7,8 @@ import { mintStackKeys, type StackKeys } from "../keys.ts";
 import { DEFAULT_JWT_SECRET } from "../settings.ts";
 
 export interface StackProcess {
+  /** Process id of the stack (gateway, functions and stand-ins run in it; Postgres does not). */
+  pid: number;
   apiUrl: string;
   dbUrl: string;
   dbPort: number;
@@ -87,9 +89,16 @@ export async function spawnStack(opts: {
       }),
     ]);
   } catch (err) {
-    child.kill("SIGKILL");
+    try {
+      child.kill("SIGKILL");
+    } catch (killErr) {
+      opts.log?.(`the stack had already exited: ${killErr}`);
+    }
     await status;
-    throw err;
+    await stderrPump.catch((pumpErr) => opts.log?.(`stack log pump: ${pumpErr}`));
+    logFile.close();
+    const tail = (await Deno.readTextFile(logPath)).split("\n").slice(-30).join("\n");
+    throw new Error(`${err instanceof Error ? err.message : err}\n--- last lines of ${logPath} ---\n${tail}`);
   } finally {
     clearTimeout(timer);
   }
@@ -99,6 +108,7 @@ export async function spawnStack(opts: {
   const dbUrl = `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`;
   const standinUrl = `http://127.0.0.1:${standinPort}/v1`;
   return {
+    pid: child.pid,
     apiUrl,
     dbUrl,
     dbPort,

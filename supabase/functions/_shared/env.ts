@@ -35,6 +35,31 @@ export const settingsSchema = z.object({
   PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
   PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
   DB_POOL_SIZE: intFrom(10, 1, 100),
+
+  /** Watcher content checks read payloads up to this size whole; above it, head and tail only (the checksum always streams every byte). */
+  WATCHER_CONTENT_CAP_MB: intFrom(8, 1, 256),
+  /** Payloads larger than this get an `unusual_size` warning. */
+  WATCHER_SIZE_WARNING_MB: intFrom(32, 1, 1024),
+  /** Optional model review (a second opinion): off unless the sample rate is above 0 and the provider has a key. */
+  WATCHER_REVIEW_PROVIDER: z.enum(["kimi", "glm", "none"]).default("glm"),
+  WATCHER_REVIEW_MODEL: optionalString,
+  WATCHER_REVIEW_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
+  /** Hard budget, counted in the database so that it holds across isolates. */
+  WATCHER_REVIEWS_PER_HOUR: intFrom(20, 0, 10_000),
+  WATCHER_REVIEW_MAX_INPUT_CHARS: intFrom(8_000, 200, 200_000),
+  WATCHER_REVIEW_MAX_OUTPUT_TOKENS: intFrom(400, 16, 8_192),
+  WATCHER_REVIEW_TIMEOUT_MS: intFrom(30_000, 1_000, 120_000),
+
+  /** Metadata rows are purged this many days after their payload expired (0: at the next cleanup). */
+  MESSAGE_BUS_RETENTION_DAYS: intFrom(30, 0, 3_650),
+  /** Pending messages older than this are marked failed (their worker died). */
+  MESSAGE_BUS_REAP_PENDING_MINUTES: intFrom(15, 1, 1_440),
+  CLEANUP_BATCH_SIZE: intFrom(5_000, 10, 100_000),
+  /** Wall-clock budget of one cleanup run; one round (one transaction) takes at most CLEANUP_ROUND_MS of it. */
+  CLEANUP_BUDGET_MS: intFrom(25_000, 1_000, 300_000),
+  CLEANUP_ROUND_MS: intFrom(2_000, 100, 60_000),
+  CLEANUP_HTTP_RESPONSES_KEEP_MINUTES: intFrom(60, 1, 10_080),
+  CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
 }).superRefine((s, ctx) => {
   if (s.MESSAGE_BUS_MIN_TTL_SECONDS > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
     ctx.addIssue({ code: "custom", path: ["MESSAGE_BUS_MIN_TTL_SECONDS"], message: "must not exceed MESSAGE_BUS_MAX_TTL_SECONDS" });

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { createGunzip } from "node:zlib";
 import { Duplex } from "node:stream";
-import { asCaller } from "./db.ts";
+import { asCaller, db, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
 
 export interface StoredMeta {
@@ -25,12 +25,12 @@ export class ChecksumMismatchError extends Error {
   }
 }
 
-/** The stored chunks of a message, in order, each read in its own short transaction as `caller`. */
-export async function* storedChunks(caller: Caller, meta: StoredMeta): AsyncGenerator<Uint8Array> {
+/** The stored chunks of a message, in order, each read in its own short transaction as `caller` (on `sql`). */
+export async function* storedChunks(caller: Caller, meta: StoredMeta, sql: Sql = db()): AsyncGenerator<Uint8Array> {
   for (let seq = 0; seq < meta.chunk_count; seq++) {
     const rows = await asCaller(caller, (tx) =>
       tx<{ data: Uint8Array }[]>`select data from public.message_bus_chunks
-                                 where transaction_id = ${meta.transaction_id}::uuid and seq = ${seq}`);
+                                 where transaction_id = ${meta.transaction_id}::uuid and seq = ${seq}`, sql);
     if (rows.length !== 1) throw new Error(`Chunk ${seq} of ${meta.transaction_id} is missing`);
     yield rows[0].data;
   }
@@ -75,9 +75,12 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
   const hash = createHash("sha256");
   const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
   const writer = gunzip.writable.getWriter();
+  // Settles with the gunzip's error instead of rejecting: nothing awaits it while chunks are passed on, and an
+  // unhandled rejection (corrupted stored gzip) would end the whole process instead of failing this stream.
   const hashing = (async () => {
     for await (const chunk of gunzip.readable) hash.update(chunk);
-  })();
+  })().then(() => undefined, (err: unknown) => err ?? new Error("gunzip failed"));
+  let finished = false;
   try {
     for await (const chunk of source) {
       await writer.ready;
@@ -85,11 +88,16 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
       yield chunk;
     }
     await writer.close();
-  } catch (err) {
-    await writer.abort(err).catch((abortErr) => console.error(`aborting the verifying gunzip: ${abortErr}`));
-    throw err;
+    finished = true;
+  } finally {
+    // An error, or a consumer that stopped early: stop the verifying gunzip too.
+    if (!finished) {
+      await writer.abort(new Error("payload stream ended early"))
+        .catch((abortErr) => console.error(`aborting the verifying gunzip: ${abortErr}`));
+    }
   }
-  await hashing;
+  const gunzipError = await hashing;
+  if (gunzipError) throw gunzipError;
   check(meta, hash.digest("hex"));
 }
 

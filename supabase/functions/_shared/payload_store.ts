@@ -17,7 +17,11 @@ import type { Tx } from "./db.ts";
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
 const MIN_SAVING = 0.1;
-const GZIP_LEVEL = 6;
+/**
+ * zlib level 1: on the stand-in's 100 MB responses it compressed 100 MB in 246 ms to 29.8 MB, where level 6 took
+ * 2944 ms (13.7 MB) — over the 2 s CPU budget of a hosted function request (bench/RESULTS.md).
+ */
+const GZIP_LEVEL = 1;
 
 export interface StoredPayload {
   payloadSize: number;

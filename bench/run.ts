@@ -1,0 +1,32 @@
+/**
+ * `npm run bench [-- name...]`: runs the benchmarks one after another (each starts its own stack) and leaves their
+ * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup (default: all).
+ */
+const BENCHES: Record<string, string> = {
+  "claim-check": "bench/claim_check_bench.ts",
+  realtime: "bench/realtime_bench.ts",
+  cleanup: "bench/cleanup_bench.ts",
+};
+
+const chosen = Deno.args.length ? Deno.args : Object.keys(BENCHES);
+let failed = 0;
+for (const name of chosen) {
+  const file = BENCHES[name];
+  if (!file) {
+    console.error(`Unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(", ")}`);
+    Deno.exit(2);
+  }
+  try {
+    await Deno.stat(new URL(`../${file}`, import.meta.url));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    console.error(`${name}: ${file} does not exist yet`);
+    failed++;
+    continue;
+  }
+  console.error(`\n=== benchmark ${name} ===`);
+  const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", file], stdout: "inherit", stderr: "inherit" })
+    .output();
+  if (code !== 0) failed++;
+}
+Deno.exit(failed ? 1 : 0);

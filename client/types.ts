@@ -1,0 +1,124 @@
+/** Request, response and event types of the bus SDK (the wire shapes of CONTRACT.md §4–§6). */
+import type { BusClientError } from "./errors.ts";
+
+/** A call result, supabase-js style: exactly one of `data` and `error` is set. */
+export type BusResult<T> = { data: T; error: null } | { data: null; error: BusClientError };
+
+/** The result type of a client: with `throwOnError()` errors are thrown and `data` is always set. */
+export type ResultOf<T, Throw extends boolean> = Throw extends true ? { data: T; error: null } : BusResult<T>;
+
+/** Message status (CONTRACT.md §5). */
+export type MessageStatus = "pending" | "completed" | "failed" | "expired";
+
+/** `POST /functions/v1/tool-invoke` body (CONTRACT.md §4). */
+export interface InvokeRequest {
+  tool: string;
+  provider?: "kimi" | "glm";
+  model?: string;
+  input: Record<string, unknown>;
+  session_id?: string;
+  mode?: "sync" | "async";
+  ttl_seconds?: number;
+  metadata?: Record<string, unknown>;
+}
+
+/** 200 answer of a sync invoke (or of an idempotent replay of a completed one). */
+export interface InvokeCompleted {
+  transaction_id: string;
+  status: "completed";
+  checksum: string;
+  payload_size_bytes: number;
+  provider: string;
+  model: string | null;
+  finish_reason: string | null;
+  expires_at: string;
+}
+
+/** 202 answer of an async invoke (or of a replay while the first request is in flight). */
+export interface InvokePending {
+  transaction_id: string;
+  status: "pending";
+}
+
+export type InvokeResponse = InvokeCompleted | InvokePending;
+
+/** The watcher's verdict on a completed message (CONTRACT.md §5, §7). */
+export interface WatcherObservation {
+  verdict: "ok" | "warning" | "error";
+  findings: Array<{ code: string; message: string }>;
+}
+
+/** `GET /functions/v1/message-fetch/<id>/meta` (CONTRACT.md §5). */
+export interface MessageMeta {
+  transaction_id: string;
+  status: MessageStatus;
+  tool: string;
+  provider: string | null;
+  model: string | null;
+  checksum: string | null;
+  payload_size_bytes: number | null;
+  stored_size_bytes: number | null;
+  compression: "none" | "gzip" | null;
+  finish_reason: string | null;
+  created_at: string;
+  updated_at: string;
+  expires_at: string;
+  retrieved_count: number;
+  watcher: WatcherObservation | null;
+  error?: Record<string, unknown> | null;
+  [key: string]: unknown;
+}
+
+/** Options of `list()`. */
+export interface ListOptions {
+  /** Only messages whose status changed after this time. */
+  since?: Date | string;
+  /** At most this many (server default 100, maximum 1000). */
+  limit?: number;
+}
+
+/** A verified payload, as returned by `fetch()`. */
+export interface FetchedPayload {
+  transaction_id: string;
+  /** `sha256:<hex>` of `bytes`, verified. */
+  checksum: string;
+  content_type: string | null;
+  /** The payload byte for byte (empty when `onChunk` consumed the stream instead). */
+  bytes: Uint8Array;
+  size: number;
+  /** `bytes` decoded as UTF-8. */
+  text(): string;
+  /** `bytes` parsed as JSON (throws on invalid JSON). */
+  json<T = unknown>(): T;
+}
+
+/** A status change pushed on `bus:<uid>`, event `message` (CONTRACT.md §6). */
+export interface MessageEvent {
+  type: "message";
+  transaction_id: string;
+  status: MessageStatus;
+  tool: string | null;
+  provider: string | null;
+  payload_size_bytes: number | null;
+  checksum: string | null;
+  finish_reason: string | null;
+  updated_at: string;
+  /** `realtime` when pushed, `catch_up` when found through the list endpoint after a (re)join. */
+  source: "realtime" | "catch_up";
+}
+
+/** A watcher observation pushed on `bus:<uid>`, event `observation` (CONTRACT.md §6). */
+export interface ObservationEvent extends WatcherObservation {
+  type: "observation";
+  transaction_id: string;
+  source: "realtime" | "catch_up";
+}
+
+export type BusEvent = MessageEvent | ObservationEvent;
+
+/** What `call()` returns: the final metadata and the verified payload. */
+export interface CallResult {
+  transaction_id: string;
+  status: "completed";
+  payload: FetchedPayload;
+}

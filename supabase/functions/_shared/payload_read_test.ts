@@ -1,0 +1,205 @@
+/**
+ * storedChunks + verifiedPayload against the real database (SUPABASE_DB_URL): payloads are stored with
+ * storePayload and committed as the service role, then read back as their owner (RLS applies), as identity and as
+ * gzip passthrough, and verified. Corrupted or mislabelled data must make the stream fail, never end normally.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
+import postgres from "postgres";
+import { asService, type Sql } from "./db.ts";
+import type { Caller } from "./auth.ts";
+import { storePayload } from "./payload_store.ts";
+import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "./payload_read.ts";
+
+const DB_URL = Deno.env.get("SUPABASE_DB_URL");
+if (!DB_URL) throw new Error("SUPABASE_DB_URL is not set: run the tests through 'npm test'");
+const MiB = 1024 * 1024;
+
+const sha256 = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+function userCaller(sub: string): Caller {
+  return { role: "authenticated", sub, claims: { role: "authenticated", sub } };
+}
+
+async function* pieces(bytes: Uint8Array, size = 65_536): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.slice(at, at + size);
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; at += 65_536) crypto.getRandomValues(out.subarray(at, Math.min(n, at + 65_536)));
+  return out;
+}
+
+/** JSON-like text that gzip shrinks to about a third (so large inputs span several gzip chunks). */
+function compressibleText(n: number): Uint8Array {
+  let x = 11;
+  let s = "";
+  while (s.length < n) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    s += `{"k":"v${x}","ü":"漢${x % 97}"},`;
+  }
+  return new TextEncoder().encode(s).slice(0, n);
+}
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const p of source) parts.push(p);
+  return concat(parts);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+interface Stored {
+  owner: string;
+  meta: StoredMeta;
+  storedBytes: Uint8Array;
+}
+
+/** Stores `input` for a new owner and commits it as a completed message. */
+async function storeCommitted(sql: Sql, input: Uint8Array): Promise<Stored> {
+  const owner = crypto.randomUUID();
+  return await asService(async (tx) => {
+    const [{ transaction_id: id }] = await tx<{ transaction_id: string }[]>`
+      select transaction_id from bus.begin_message(${owner}::uuid, 'chat', 'kimi', 'm', null, null, 3600)`;
+    const s = await storePayload(tx, id, pieces(input), 200 * MiB);
+    await tx`select bus.complete_message(${id}::uuid, ${s.payloadSize}, ${s.storedSize}, ${s.compression},
+               ${s.checksum}, ${s.chunkCount}, 'stop', null, null, 1, 1)`;
+    const rows = await tx<{ data: Uint8Array }[]>`
+      select data from public.message_bus_chunks where transaction_id = ${id}::uuid order by seq`;
+    return {
+      owner,
+      meta: { transaction_id: id, checksum: s.checksum, chunk_count: s.chunkCount, compression: s.compression },
+      storedBytes: concat(rows.map((r) => new Uint8Array(r.data))),
+    };
+  }, sql);
+}
+
+/** Runs `fn` with a database client and messages that are deleted afterwards. */
+async function withMessages(fn: (sql: Sql, store: (input: Uint8Array) => Promise<Stored>) => Promise<void>) {
+  const sql = postgres(DB_URL!, { prepare: false, max: 3, onnotice: () => {} });
+  const ids: string[] = [];
+  try {
+    await fn(sql, async (input) => {
+      const s = await storeCommitted(sql, input);
+      ids.push(s.meta.transaction_id);
+      return s;
+    });
+  } finally {
+    if (ids.length) await sql`delete from public.message_bus where transaction_id = any(${ids}::uuid[])`;
+    await sql.end();
+  }
+}
+
+const read = (sql: Sql, s: Stored, encoding: "identity" | "gzip", meta = s.meta, caller = userCaller(s.owner)) =>
+  collect(verifiedPayload(meta, storedChunks(caller, meta, sql), encoding));
+
+Deno.test("payload_read: a raw payload over several chunks reads back byte for byte as its owner", async () => {
+  await withMessages(async (sql, store) => {
+    const input = randomBytes(2.5 * MiB);
+    const s = await store(input);
+    assert.equal(s.meta.compression, "none");
+    assert.equal(s.meta.chunk_count, 3);
+    assert.deepEqual(await read(sql, s, "identity"), input);
+    assert.deepEqual(await read(sql, s, "gzip"), input, "raw payloads are served raw even to gzip clients");
+  });
+});
+
+Deno.test("payload_read: gzip payloads decode to the same bytes, and pass through as the stored gzip", async () => {
+  await withMessages(async (sql, store) => {
+    for (const input of [compressibleText(20_000), compressibleText(6 * MiB)]) {
+      const s = await store(input);
+      assert.equal(s.meta.compression, "gzip");
+      const identity = await read(sql, s, "identity");
+      assert.equal(sha256(identity), s.meta.checksum);
+      assert.deepEqual(identity, input);
+      const gz = await read(sql, s, "gzip");
+      assert.deepEqual(gz, s.storedBytes, "gzip passthrough serves the stored bytes unchanged");
+      assert.equal(sha256(new Uint8Array(gunzipSync(gz))), s.meta.checksum, "the passthrough decodes to the checksum");
+    }
+    const multi = await store(compressibleText(6 * MiB));
+    assert.ok(multi.meta.chunk_count >= 2, `gzip spans chunks (${multi.meta.chunk_count})`);
+  });
+});
+
+Deno.test("payload_read: a corrupted raw chunk fails the stream with ChecksumMismatchError", async () => {
+  await withMessages(async (sql, store) => {
+    const input = randomBytes(1.5 * MiB);
+    const s = await store(input);
+    await sql`update public.message_bus_chunks set data = set_byte(data, 1000, (get_byte(data, 1000) + 1) % 256)
+              where transaction_id = ${s.meta.transaction_id}::uuid and seq = 1`;
+    const received: Uint8Array[] = [];
+    const error = await (async () => {
+      for await (const p of verifiedPayload(s.meta, storedChunks(userCaller(s.owner), s.meta, sql), "identity")) {
+        received.push(p);
+      }
+    })().then(() => assert.fail("the stream must not end normally"), (err: unknown) => err);
+    assert.ok(error instanceof ChecksumMismatchError, `ChecksumMismatchError, got ${error}`);
+    assert.equal(error.expected, s.meta.checksum);
+    assert.match(error.actual, /^sha256:[0-9a-f]{64}$/);
+    assert.notEqual(error.actual, error.expected);
+    assert.equal(error.transactionId, s.meta.transaction_id);
+  });
+});
+
+Deno.test("payload_read: a wrong checksum on gzip data fails identity and passthrough streams", async () => {
+  await withMessages(async (sql, store) => {
+    for (const input of [compressibleText(50_000), compressibleText(5 * MiB)]) {
+      const s = await store(input);
+      const wrong = { ...s.meta, checksum: `sha256:${"0".repeat(64)}` };
+      for (const encoding of ["identity", "gzip"] as const) {
+        await assert.rejects(read(sql, s, encoding, wrong), ChecksumMismatchError, `${encoding}, ${input.length} bytes`);
+      }
+    }
+  });
+});
+
+Deno.test("payload_read: corrupted gzip bytes fail the stream (identity and passthrough)", async () => {
+  await withMessages(async (sql, store) => {
+    const s = await store(compressibleText(5 * MiB));
+    // Break the deflate data in the middle of chunk 0 (past the 10-byte gzip header).
+    await sql`update public.message_bus_chunks set data = overlay(data placing '\\xffffffffffffffff'::bytea from 5000)
+              where transaction_id = ${s.meta.transaction_id}::uuid and seq = 0`;
+    for (const encoding of ["identity", "gzip"] as const) {
+      await assert.rejects(read(sql, s, encoding), Error, `a ${encoding} stream of corrupted gzip must fail`);
+    }
+  });
+});
+
+Deno.test("payload_read: RLS hides another owner's chunks; a missing chunk fails the stream", async () => {
+  await withMessages(async (sql, store) => {
+    const s = await store(randomBytes(2 * MiB + 10));
+    await assert.rejects(read(sql, s, "identity", s.meta, userCaller(crypto.randomUUID())), /Chunk 0 of .* is missing/);
+    await assert.rejects(
+      read(sql, s, "identity", s.meta, { role: "anon", claims: { role: "anon" } }),
+      /permission denied/,
+    );
+    await sql`delete from public.message_bus_chunks where transaction_id = ${s.meta.transaction_id}::uuid and seq = 2`;
+    await assert.rejects(read(sql, s, "identity"), /Chunk 2 of .* is missing/);
+  });
+});
+
+Deno.test("payload_read: a consumer that stops early leaves no dangling verification behind", async () => {
+  const input = compressibleText(300_000);
+  const gz = new Uint8Array(gzipSync(input));
+  const meta: StoredMeta = { transaction_id: "early-stop", checksum: sha256(input), chunk_count: 2, compression: "gzip" };
+  for (const encoding of ["identity", "gzip"] as const) {
+    const source = (async function* () {
+      yield gz.slice(0, 1000);
+      yield gz.slice(1000);
+    })();
+    for await (const part of verifiedPayload(meta, source, encoding)) {
+      assert.ok(part.length > 0);
+      break;
+    }
+  }
+});

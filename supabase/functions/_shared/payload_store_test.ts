@@ -1,0 +1,246 @@
+/**
+ * storePayload against the real database (SUPABASE_DB_URL): each case begins a message with bus.begin_message as
+ * the service role, stores a payload, checks the chunks, the checksum and the compression decision, and lets
+ * bus.complete_message confirm that the reported count and size match what is stored. Most cases roll their
+ * transaction back, so they leave nothing behind.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
+import postgres from "postgres";
+import { asService, type Sql, type Tx } from "./db.ts";
+import { CHUNK_SIZE, type StoredPayload, storePayload } from "./payload_store.ts";
+import { BusError } from "./errors.ts";
+
+const DB_URL = Deno.env.get("SUPABASE_DB_URL");
+if (!DB_URL) throw new Error("SUPABASE_DB_URL is not set: run the tests through 'npm test'");
+const MiB = 1024 * 1024;
+const NO_LIMIT = 200 * MiB;
+
+async function withDb<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(DB_URL!, { prepare: false, max: 2, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Runs `fn` as the service role on a freshly begun message, then rolls everything back. */
+async function inRolledBackMessage<T>(fn: (tx: Tx, id: string) => Promise<T>): Promise<T> {
+  const rollback = Symbol("rollback");
+  let result: T | undefined;
+  await withDb(async (sql) => {
+    try {
+      await asService(async (tx) => {
+        const [{ transaction_id }] = await tx<{ transaction_id: string }[]>`
+          select transaction_id from bus.begin_message(${crypto.randomUUID()}::uuid, 'chat', 'kimi', 'test-model',
+                                                       null, null, 3600)`;
+        result = await fn(tx, transaction_id);
+        throw rollback;
+      }, sql);
+    } catch (err) {
+      if (err !== rollback) throw err;
+    }
+  });
+  return result as T;
+}
+
+const sha256 = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+/** Yields `bytes` in pieces of the given sizes (cycled), like a network stream does. */
+async function* pieces(bytes: Uint8Array, sizes = [65_536]): AsyncGenerator<Uint8Array> {
+  let i = 0;
+  for (let at = 0; at < bytes.length; i++) {
+    const n = sizes[i % sizes.length];
+    yield bytes.slice(at, at + n);
+    at += n;
+  }
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; at += 65_536) crypto.getRandomValues(out.subarray(at, Math.min(n, at + 65_536)));
+  return out;
+}
+
+/** Text that gzip shrinks to roughly a third: words from a vocabulary in a seeded random order. */
+function compressibleText(n: number, seed = 7): Uint8Array {
+  const words = ["claim", "check", "payload", "chunk", "übergröße", "漢字", "🙂", "provider", "gzip", "token"];
+  let x = seed;
+  const parts: string[] = [];
+  let length = 0;
+  while (length < n) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    const w = `${words[x % words.length]}${x % 1000} `;
+    parts.push(w);
+    length += new TextEncoder().encode(w).length;
+  }
+  return new TextEncoder().encode(parts.join("")).slice(0, n);
+}
+
+async function chunksOf(tx: Tx, id: string): Promise<Uint8Array[]> {
+  const rows = await tx<{ data: Uint8Array }[]>`
+    select data from public.message_bus_chunks where transaction_id = ${id}::uuid order by seq`;
+  return rows.map((r) => new Uint8Array(r.data));
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** bus.complete_message refuses unless the reported chunk count and stored size match the rows. */
+async function complete(tx: Tx, id: string, s: StoredPayload): Promise<string> {
+  const [row] = await tx<{ status: string }[]>`
+    select status from bus.complete_message(${id}::uuid, ${s.payloadSize}, ${s.storedSize}, ${s.compression},
+      ${s.checksum}, ${s.chunkCount}, 'stop', null, null, 1, 1)`;
+  return row.status;
+}
+
+/** Stores `input`, checks everything that must hold for any payload, and returns the result and stored chunks. */
+async function storeAndCheck(input: Uint8Array, sizes?: number[]) {
+  return await inRolledBackMessage(async (tx, id) => {
+    const stored = await storePayload(tx, id, pieces(input, sizes), NO_LIMIT);
+    const chunks = await chunksOf(tx, id);
+    assert.equal(stored.payloadSize, input.length, "payloadSize is the raw size");
+    assert.equal(stored.checksum, sha256(input), "checksum is sha256 over the raw bytes");
+    assert.equal(stored.chunkCount, chunks.length, "chunkCount is the number of rows");
+    assert.equal(stored.storedSize, chunks.reduce((n, c) => n + c.length, 0), "storedSize is the sum of the rows");
+    chunks.slice(0, -1).forEach((c, i) => assert.equal(c.length, CHUNK_SIZE, `chunk ${i} is a full chunk`));
+    const joined = concat(chunks);
+    const decoded = stored.compression === "gzip" ? new Uint8Array(gunzipSync(joined)) : joined;
+    assert.deepEqual(decoded, input, "the stored bytes decode to the input exactly");
+    assert.equal(await complete(tx, id, stored), "completed", "complete_message accepts what storePayload reports");
+    return { stored, chunks };
+  });
+}
+
+Deno.test("storePayload: a small compressible payload is stored gzip in one chunk", async () => {
+  const input = compressibleText(10_000);
+  const { stored, chunks } = await storeAndCheck(input);
+  assert.equal(stored.compression, "gzip");
+  assert.equal(chunks.length, 1);
+  assert.ok(stored.storedSize < input.length * 0.9, `gzip saves at least 10% (${stored.storedSize} of ${input.length})`);
+  assert.deepEqual([...chunks[0].subarray(0, 2)], [0x1f, 0x8b], "the stored chunk is a gzip stream");
+});
+
+Deno.test("storePayload: random bytes are stored as they are (gzip would not pay off)", async () => {
+  const input = randomBytes(200_000);
+  const { stored, chunks } = await storeAndCheck(input, [1, 4095, 100_000]);
+  assert.equal(stored.compression, "none");
+  assert.equal(stored.storedSize, input.length);
+  assert.deepEqual(chunks[0], input);
+});
+
+Deno.test("storePayload: random bytes over several chunks are cut at exactly 1 MiB", async () => {
+  const input = randomBytes(3.5 * MiB);
+  const { stored, chunks } = await storeAndCheck(input, [7, 65_536, 2 * MiB + 3, 1000]);
+  assert.equal(stored.compression, "none");
+  assert.deepEqual(chunks.map((c) => c.length), [MiB, MiB, MiB, MiB / 2]);
+});
+
+Deno.test("storePayload: a compressible payload over several chunks is stored gzip, cut in 1 MiB chunks", async () => {
+  const input = compressibleText(6 * MiB);
+  const { stored, chunks } = await storeAndCheck(input, [65_536, 13]);
+  assert.equal(stored.compression, "gzip");
+  assert.ok(chunks.length >= 2, `the gzip output spans chunks (${stored.storedSize} bytes)`);
+  assert.ok(stored.storedSize < input.length * 0.9);
+});
+
+Deno.test("storePayload: the first chunk decides compression for large payloads", async () => {
+  // Random first MiB, then compressible text: stored raw, and `compression` says so.
+  const input = concat([randomBytes(MiB), compressibleText(MiB + 17)]);
+  const { stored } = await storeAndCheck(input);
+  assert.equal(stored.compression, "none");
+  assert.equal(stored.storedSize, input.length);
+});
+
+Deno.test("storePayload: chunk boundaries at exactly 1 MiB and one byte more", async () => {
+  const exact = await storeAndCheck(randomBytes(MiB), [MiB]);
+  assert.equal(exact.stored.chunkCount, 1);
+  const plusOne = await storeAndCheck(randomBytes(MiB + 1), [MiB + 1]);
+  assert.deepEqual(plusOne.chunks.map((c) => c.length), [MiB, 1]);
+});
+
+Deno.test("storePayload: an empty payload has no chunks and the checksum of nothing", async () => {
+  const { stored } = await storeAndCheck(new Uint8Array(0));
+  assert.deepEqual(stored, {
+    payloadSize: 0,
+    storedSize: 0,
+    compression: "none",
+    checksum: sha256(new Uint8Array(0)),
+    chunkCount: 0,
+  });
+});
+
+Deno.test("storePayload: multi-byte UTF-8 split across pieces is stored byte for byte", async () => {
+  const input = new TextEncoder().encode("é漢字🙂".repeat(5000));
+  await storeAndCheck(input, [1, 2, 3, 5, 8, 13]); // cuts fall inside characters
+});
+
+/** Begins a committed message, runs a failing store in its own transaction, returns the error and leftovers. */
+async function storeTooLarge(input: Uint8Array, maxBytes: number) {
+  return await withDb(async (sql) => {
+    const [{ transaction_id: id }] = await asService((tx) =>
+      tx<{ transaction_id: string }[]>`
+        select transaction_id from bus.begin_message(${crypto.randomUUID()}::uuid, 'chat', 'kimi', 'm', null, null, 60)`, sql);
+    try {
+      const error = await asService((tx) => storePayload(tx, id, pieces(input), maxBytes), sql).then(
+        () => assert.fail("storePayload should refuse a payload over maxBytes"),
+        (err: unknown) => err,
+      );
+      const [{ n }] = await sql<{ n: number }[]>`
+        select count(*)::int as n from public.message_bus_chunks where transaction_id = ${id}::uuid`;
+      const [{ status }] = await sql<{ status: string }[]>`
+        select status from public.message_bus where transaction_id = ${id}::uuid`;
+      return { error, leftoverChunks: n, status };
+    } finally {
+      await sql`delete from public.message_bus where transaction_id = ${id}::uuid`;
+    }
+  });
+}
+
+function assertTooLarge(error: unknown, maxBytes: number) {
+  assert.ok(error instanceof BusError, `a BusError, got ${error}`);
+  assert.equal(error.status, 413);
+  assert.equal(error.code, "payload_too_large");
+  assert.equal(error.details.limit_bytes, maxBytes);
+}
+
+Deno.test("storePayload: 413 past maxBytes in the first chunk leaves nothing stored", async () => {
+  const r = await storeTooLarge(compressibleText(100_000), 64 * 1024);
+  assertTooLarge(r.error, 64 * 1024);
+  assert.equal(r.leftoverChunks, 0);
+  assert.equal(r.status, "pending", "the message itself is untouched (the caller records the failure)");
+});
+
+Deno.test("storePayload: 413 after chunks were written (raw and gzip paths) leaves nothing stored", async () => {
+  for (const input of [randomBytes(3 * MiB), compressibleText(8 * MiB)]) {
+    const r = await storeTooLarge(input, 2 * MiB + 5);
+    assertTooLarge(r.error, 2 * MiB + 5);
+    assert.equal(r.leftoverChunks, 0);
+  }
+});
+
+Deno.test("storePayload: exactly maxBytes is accepted", async () => {
+  const input = randomBytes(5000);
+  const stored = await inRolledBackMessage((tx, id) => storePayload(tx, id, pieces(input, [999]), 5000));
+  assert.equal(stored.payloadSize, 5000);
+});
+
+Deno.test("storePayload: an error of the source stream is passed on (gzip path, mid-stream)", async () => {
+  const broken = async function* () {
+    yield* pieces(compressibleText(3 * MiB));
+    throw new Error("connection reset by provider");
+  };
+  await assert.rejects(
+    inRolledBackMessage((tx, id) => storePayload(tx, id, broken(), NO_LIMIT)),
+    /connection reset by provider/,
+  );
+});
