@@ -125,26 +125,31 @@ try {
     const reps = sizeMb === 100 ? 3 : sizeMb === 10 ? 7 : 15;
     const t = { fetch: [] as number[], fetchGzip: [] as number[], loopback: [] as number[], sql: [] as number[] };
     for (let r = 0; r < reps; r++) {
-      t.fetch.push(await timed(async () => {
-        const d = await drain(await fetch(url, { headers: { ...auth, "accept-encoding": "identity" } }));
-        if (`sha256:${d.sha}` !== msg.checksum) throw new Error("fetched bytes do not match the checksum");
-      }));
+      t.fetch.push(
+        await timed(async () => {
+          const d = await drain(await fetch(url, { headers: { ...auth, "accept-encoding": "identity" } }));
+          if (`sha256:${d.sha}` !== msg.checksum) throw new Error("fetched bytes do not match the checksum");
+        }),
+      );
       t.fetchGzip.push(await timed(() => fetch(url, { headers: { ...auth, "accept-encoding": "gzip" } }).then(drain)));
       t.loopback.push(await timed(() => fetch(`http://127.0.0.1:${loopbackPort}/`).then(drain)));
-      t.sql.push(await timed(async () => {
-        let n = 0;
-        await sql`select data from public.message_bus_chunks where transaction_id = ${msg.transaction_id}::uuid order by seq`
-          .cursor(1, ([row]) => {
-            n += row.data.length;
-          });
-        if (n === 0) throw new Error("no chunks read");
-      }));
+      t.sql.push(
+        await timed(async () => {
+          let n = 0;
+          await sql`select data from public.message_bus_chunks where transaction_id = ${msg.transaction_id}::uuid order by seq`
+            .cursor(1, ([row]) => {
+              n += row.data.length;
+            });
+          if (n === 0) throw new Error("no chunks read");
+        }),
+      );
     }
     loopback.kill("SIGTERM");
     await loopback.status;
     await Deno.remove(file);
     const rate = (xs: number[]) => (sizeMb * MB) / MB / (quantile(xs, 0.5) / 1000);
-    const [meta] = await sql`select compression, stored_size_bytes from public.message_bus where transaction_id = ${msg.transaction_id}::uuid`;
+    const [meta] =
+      await sql`select compression, stored_size_bytes from public.message_bus where transaction_id = ${msg.transaction_id}::uuid`;
     rates.push({
       size_mb: sizeMb,
       stored: `${meta.compression}, ${(Number(meta.stored_size_bytes) / MB).toFixed(2)} MB`,
@@ -160,16 +165,21 @@ try {
   // --- CPU and memory of a 100 MB round trip (stack process only) ---
   const invoke100 = await measure(stack.pid, () => invoke(100 * MB, "cpu"));
   const fetch100 = await measure(stack.pid, async () => {
-    const d = await drain(await fetch(`${stack.apiUrl}/functions/v1/message-fetch/${invoke100.result.transaction_id}`, {
-      headers: { ...auth, "accept-encoding": "identity" },
-    }));
+    const d = await drain(
+      await fetch(`${stack.apiUrl}/functions/v1/message-fetch/${invoke100.result.transaction_id}`, {
+        headers: { ...auth, "accept-encoding": "identity" },
+      }),
+    );
     if (`sha256:${d.sha}` !== invoke100.result.checksum) throw new Error("100 MB round trip is not intact");
     return d.bytes;
   });
-  const fetch100gz = await measure(stack.pid, () =>
-    fetch(`${stack.apiUrl}/functions/v1/message-fetch/${big!.transaction_id}`, {
-      headers: { ...auth, "accept-encoding": "gzip" },
-    }).then(drain));
+  const fetch100gz = await measure(
+    stack.pid,
+    () =>
+      fetch(`${stack.apiUrl}/functions/v1/message-fetch/${big!.transaction_id}`, {
+        headers: { ...auth, "accept-encoding": "gzip" },
+      }).then(drain),
+  );
   const roundTrip = {
     intact: true,
     invoke_cpu_ms: invoke100.cpuMs,
@@ -201,7 +211,13 @@ Target: added p50 ≤ 5 ms.
 
 | size | stored as | message-fetch (identity) | message-fetch (gzip passthrough) | loopback HTTP | direct SQL read | fetch ÷ loopback |
 | --- | --- | --- | --- | --- | --- | --- |
-${rates.map((r) => `| ${r.size_mb} MB | ${r.stored} | ${f(r.fetch_mb_s as number)} | ${f(r.fetch_gzip_mb_s as number)} | ${f(r.loopback_mb_s as number)} | ${f(r.sql_mb_s as number)} | ${(r.fetch_vs_loopback as number).toFixed(2)} |`).join("\n")}
+${
+    rates.map((r) =>
+      `| ${r.size_mb} MB | ${r.stored} | ${f(r.fetch_mb_s as number)} | ${f(r.fetch_gzip_mb_s as number)} | ${
+        f(r.loopback_mb_s as number)
+      } | ${f(r.sql_mb_s as number)} | ${(r.fetch_vs_loopback as number).toFixed(2)} |`
+    ).join("\n")
+  }
 
 Target: 10 MB fetch ≥ 0.7 × loopback. (gzip passthrough moves the stored, compressed bytes: its MB/s counts the
 payload size, not the bytes on the wire.)
@@ -211,8 +227,12 @@ payload size, not the bytes on the wire.)
 | step | CPU time | peak memory growth |
 | --- | --- | --- |
 | invoke (receive, hash, gzip, store) | ${f(roundTrip.invoke_cpu_ms)} ms | ${f(roundTrip.invoke_peak_growth_mb)} MB |
-| fetch, identity (read, gunzip, verify) | ${f(roundTrip.fetch_identity_cpu_ms)} ms | ${f(roundTrip.fetch_identity_peak_growth_mb)} MB |
-| fetch, gzip passthrough (read, verify) | ${f(roundTrip.fetch_gzip_cpu_ms)} ms | ${f(roundTrip.fetch_gzip_peak_growth_mb)} MB |
+| fetch, identity (read, gunzip, verify) | ${f(roundTrip.fetch_identity_cpu_ms)} ms | ${
+    f(roundTrip.fetch_identity_peak_growth_mb)
+  } MB |
+| fetch, gzip passthrough (read, verify) | ${f(roundTrip.fetch_gzip_cpu_ms)} ms | ${
+    f(roundTrip.fetch_gzip_peak_growth_mb)
+  } MB |
 
 Round trip intact (sha256 of the fetched body = checksum). Targets: ≤ 2000 ms CPU per function request, peak
 growth ≤ 64 MB.

@@ -4,5 +4,7 @@
  */
 const [port, file] = Deno.args;
 const bytes = await Deno.readFile(file);
-Deno.serve({ hostname: "127.0.0.1", port: Number(port), onListen: () => console.log("ready") }, () =>
-  new Response(bytes, { headers: { "content-type": "application/json", "cache-control": "no-transform" } }));
+Deno.serve(
+  { hostname: "127.0.0.1", port: Number(port), onListen: () => console.log("ready") },
+  () => new Response(bytes, { headers: { "content-type": "application/json", "cache-control": "no-transform" } }),
+);

@@ -17,7 +17,10 @@ export function rssBytes(pid: number): number {
 }
 
 /** Runs `fn` while sampling `pid`; returns its CPU time and peak RSS growth over the RSS before. */
-export async function measure<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; cpuMs: number; peakGrowthBytes: number }> {
+export async function measure<T>(
+  pid: number,
+  fn: () => Promise<T>,
+): Promise<{ result: T; cpuMs: number; peakGrowthBytes: number }> {
   const rss0 = rssBytes(pid);
   const cpu0 = cpuMs(pid);
   let peak = rss0;

@@ -25,7 +25,11 @@ for (const name of chosen) {
     continue;
   }
   console.error(`\n=== benchmark ${name} ===`);
-  const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", file], stdout: "inherit", stderr: "inherit" })
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    stdout: "inherit",
+    stderr: "inherit",
+  })
     .output();
   if (code !== 0) failed++;
 }

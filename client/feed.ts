@@ -34,22 +34,29 @@ export interface FeedListener {
 
 const PAGE = 1000;
 const MAX_PAGES = 100;
-/** phoenix's rejoin steps (supabase-platform.md §3.6), used when the channel was closed for good. */
-const RESTART_AFTER_MS = [1000, 2000, 5000, 10000];
+/** How often the feed checks that its channel is joined. */
+const SUPERVISE_MS = 500;
+/** Not joined for this long (after each forced rejoin, the next step): leave and join afresh. */
+const REJOIN_AFTER_MS = [2000, 4000, 8000, 10000];
+/** A join still in progress is left alone this long (realtime-js times out at 10 s and retries, §3.6). */
+const JOINING_GRACE_MS = 15_000;
 
 /** The shared feed of one client. Listeners are added by `subscribe()`; the channel lives while any remain. */
 export class Feed {
   readonly #deps: FeedDeps;
   readonly #listeners = new Set<FeedListener>();
+  /** Counts starts and stops of the feed; catch-ups of an earlier session are dropped. */
+  #session = 0;
+  /** Counts channels; callbacks of an earlier channel are ignored. */
   #generation = 0;
   #channel: RealtimeChannel | undefined;
   #joined = false;
+  #notJoinedSince = 0;
+  #rejoins = 0;
   #startedAt = 0;
   #watermark: number | undefined;
-  #restarts = 0;
   #catchUp: Promise<void> = Promise.resolve();
-  #timers = new Set<ReturnType<typeof setTimeout>>();
-  #interval: ReturnType<typeof setInterval> | undefined;
+  #timers: Array<ReturnType<typeof setInterval>> = [];
 
   constructor(deps: FeedDeps) {
     this.#deps = deps;
@@ -71,11 +78,14 @@ export class Feed {
   }
 
   #start(): void {
+    this.#session++;
     const gen = ++this.#generation;
-    this.#startedAt = Date.now();
+    this.#startedAt = this.#notJoinedSince = Date.now();
     this.#watermark = undefined;
+    this.#rejoins = 0;
+    this.#timers.push(setInterval(() => this.#supervise(), SUPERVISE_MS));
     if (this.#deps.catchUpIntervalMs > 0) {
-      this.#interval = setInterval(() => this.#scheduleCatchUp(this.#since()), this.#deps.catchUpIntervalMs);
+      this.#timers.push(setInterval(() => this.#scheduleCatchUp(this.#since()), this.#deps.catchUpIntervalMs));
     }
     this.#join(gen).catch((err) => this.#fail(gen, err));
   }
@@ -95,33 +105,52 @@ export class Feed {
 
   #onStatus(gen: number, status: string, err?: Error): void {
     if (gen !== this.#generation) return;
-    this.#joined = status === "SUBSCRIBED";
     if (status === "SUBSCRIBED") {
-      this.#restarts = 0;
+      this.#joined = true;
+      this.#rejoins = 0;
       for (const l of this.#listeners) l.joined();
       this.#scheduleCatchUp(this.#since());
-    } else if (status === "CHANNEL_ERROR" && err?.message.startsWith("Unauthorized")) {
-      // §3.6: realtime-js would keep rejoining; a refused join does not fix itself.
+      return;
+    }
+    this.#setNotJoined();
+    if (status === "CHANNEL_ERROR" && err?.message.startsWith("Unauthorized")) {
+      // §3.2, §3.6: realtime-js would keep rejoining, but a refused join does not fix itself.
       this.#fail(gen, new RealtimeError(err.message, ErrorCode.RealtimeUnauthorized, { cause: err }));
-    } else if (status === "CLOSED") {
-      // Closed by the server (e.g. token expiry, §3.6) or a clean disconnect: realtime-js will not rejoin.
-      const delay = RESTART_AFTER_MS[Math.min(this.#restarts++, RESTART_AFTER_MS.length - 1)];
-      this.#deps.warn(`channel closed; rejoining in ${delay} ms`);
-      this.#later(delay, () => this.#restart(gen));
     } else {
-      // CHANNEL_ERROR (socket dropped) or TIMED_OUT: realtime-js reconnects and rejoins with backoff.
-      this.#deps.warn(`channel ${status}${err ? `: ${err.message}` : ""}; realtime-js rejoins`);
+      // The socket dropped, the join timed out or the server closed the channel: realtime-js rejoins by itself in
+      // most cases; #supervise() steps in when it does not (after disconnect(), or a server-side close).
+      this.#deps.warn(`channel ${status}${err ? `: ${err.message}` : ""}`);
     }
   }
 
-  async #restart(gen: number): Promise<void> {
+  #setNotJoined(): void {
+    if (this.#joined) this.#notJoinedSince = Date.now();
+    this.#joined = false;
+  }
+
+  #supervise(): void {
+    const gen = this.#generation;
+    if (this.#joined && !this.#deps.supabase.realtime.isConnected()) this.#setNotJoined();
+    if (this.#joined) return;
+    const waited = Date.now() - this.#notJoinedSince;
+    const limit = this.#channel?.state === "joining"
+      ? JOINING_GRACE_MS
+      : REJOIN_AFTER_MS[Math.min(this.#rejoins, REJOIN_AFTER_MS.length - 1)];
+    if (waited < limit) return;
+    this.#rejoins++;
+    this.#notJoinedSince = Date.now();
+    this.#rejoin(gen).catch((err) => this.#deps.warn(`rejoin failed: ${err instanceof Error ? err.message : err}`));
+  }
+
+  /** Leaves the current channel (its callbacks are ignored from now on) and joins a new one. */
+  async #rejoin(gen: number): Promise<void> {
     if (gen !== this.#generation) return;
+    const next = ++this.#generation;
     const old = this.#channel;
     this.#channel = undefined;
     if (old) await this.#deps.supabase.removeChannel(old);
-    if (gen !== this.#generation) return;
-    if (!this.#deps.supabase.realtime.isConnected()) this.#deps.supabase.realtime.connect();
-    this.#join(gen).catch((err) => this.#fail(gen, err));
+    if (next !== this.#generation) return;
+    this.#join(next).catch((err) => this.#fail(next, err));
   }
 
   #onBroadcast(gen: number, name: string, payload: unknown): void {
@@ -144,19 +173,19 @@ export class Feed {
 
   /** Runs catch-ups one after another (pages in order); failures are retried by the next one. */
   #scheduleCatchUp(sinceMs: number, to?: FeedListener[]): void {
-    const gen = this.#generation;
-    this.#catchUp = this.#catchUp.then(() => this.#runCatchUp(gen, sinceMs, to)).catch((err) => {
-      if (!isBusClientError(err)) throw err;
-      this.#deps.warn(`catch-up failed (retried on the next rejoin or period): ${err.message}`);
+    const session = this.#session;
+    this.#catchUp = this.#catchUp.then(() => this.#runCatchUp(session, sinceMs, to)).catch((err) => {
+      const what = isBusClientError(err) ? err.message : err instanceof Error ? err.stack : String(err);
+      this.#deps.warn(`catch-up failed (retried on the next rejoin or period): ${what}`);
     });
   }
 
-  async #runCatchUp(gen: number, sinceMs: number, to?: FeedListener[]): Promise<void> {
+  async #runCatchUp(session: number, sinceMs: number, to?: FeedListener[]): Promise<void> {
     let since = sinceMs;
     for (let page = 0; page < MAX_PAGES; page++) {
-      if (gen !== this.#generation) return;
+      if (session !== this.#session) return;
       const rows = await this.#deps.list(new Date(since), PAGE);
-      if (gen !== this.#generation) return;
+      if (session !== this.#session) return;
       this.#deliver(rows.flatMap(eventsFromMeta), to?.filter((l) => this.#listeners.has(l)));
       if (rows.length < PAGE) return;
       // The list is "updated_at > since" in milliseconds here: step back 1 ms so rows sharing the last
@@ -178,22 +207,14 @@ export class Feed {
   }
 
   async #stop(): Promise<void> {
+    this.#session++;
     this.#generation++;
     this.#joined = false;
-    clearInterval(this.#interval);
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
     const channel = this.#channel;
     this.#channel = undefined;
     if (channel) await this.#deps.supabase.removeChannel(channel);
     await this.#catchUp;
-  }
-
-  #later(ms: number, fn: () => Promise<void>): void {
-    const t = setTimeout(() => {
-      this.#timers.delete(t);
-      fn().catch((err) => this.#deps.warn(`rejoin failed: ${err instanceof Error ? err.message : err}`));
-    }, ms);
-    this.#timers.add(t);
   }
 }

@@ -4,7 +4,7 @@
  * checksum from the message's metadata (CONTRACT.md §5). A mismatch is a {@link ChecksumMismatchError}; the
  * bytes are not returned.
  */
-import { ChecksumMismatchError } from "./errors.ts";
+import { BusClientError, ChecksumMismatchError, ErrorCode } from "./errors.ts";
 
 /** An incremental SHA-256. */
 export interface Sha256 {
@@ -79,7 +79,8 @@ export interface ReadVerifiedOptions {
  *
  * @returns the collected bytes (empty with `onChunk`), their size and checksum.
  * @throws {ChecksumMismatchError} when any checksum differs from the bytes read.
- * @throws {TypeError} when the body breaks off (a network error) or no checksum is known.
+ * @throws {BusClientError} `invalid_response` when no checksum is known.
+ * @throws {TypeError} when the body breaks off (a network error).
  */
 export async function readVerified(
   res: Response,
@@ -89,7 +90,11 @@ export async function readVerified(
     ...statedChecksums(res.headers),
     ...(opts.expected ?? []).filter((c): c is string => !!c).map((checksum) => ({ from: "metadata", checksum })),
   ];
-  if (expected.length === 0) throw new TypeError(`No checksum to verify ${opts.transactionId} against`);
+  if (expected.length === 0) {
+    throw new BusClientError(`No checksum to verify ${opts.transactionId} against`, ErrorCode.InvalidResponse, {
+      transactionId: opts.transactionId,
+    });
+  }
   const hash = await createSha256({ webCryptoOnly: opts.webCryptoOnly });
   const parts: Uint8Array[] = [];
   let size = 0;

@@ -29,9 +29,7 @@ export function listMigrations(dir: string): MigrationFile[] {
 /** Applies the migrations not yet recorded; returns the versions applied now. */
 export async function applyMigrations(sql: Sql, dir: string): Promise<string[]> {
   const applied = new Set(
-    (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) =>
-      r.version
-    ),
+    (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
   );
   const done: string[] = [];
   for (const m of listMigrations(dir)) {

@@ -30,7 +30,10 @@ Deno.test("a new migration is applied once; a failing one leaves nothing behind"
   const dir = await Deno.makeTempDir();
   const schema = `migrate_test_${crypto.randomUUID().slice(0, 8)}`;
   try {
-    await Deno.writeTextFile(`${dir}/99990000000001_first.sql`, `create schema ${schema}; create table ${schema}.t (x int);`);
+    await Deno.writeTextFile(
+      `${dir}/99990000000001_first.sql`,
+      `create schema ${schema}; create table ${schema}.t (x int);`,
+    );
     assert.deepEqual(await applyMigrations(sql, dir), ["99990000000001"]);
     assert.deepEqual(await applyMigrations(sql, dir), []);
 

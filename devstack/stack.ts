@@ -120,7 +120,11 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
       apiUrl,
       dbUrl: cluster.url,
       keys,
-      functions: functions.map((f) => ({ name: f.name, verifyJwt: f.verifyJwt, bootError: gateway.bootErrors[f.name] })),
+      functions: functions.map((f) => ({
+        name: f.name,
+        verifyJwt: f.verifyJwt,
+        bootError: gateway.bootErrors[f.name],
+      })),
       providers: { kimi: !standinProviders.includes("kimi"), glm: !standinProviders.includes("glm") },
       standinUrl: standinProviders.length ? `http://127.0.0.1:${settings.PROVIDER_STANDIN_PORT}/v1` : undefined,
     });

@@ -34,6 +34,7 @@ async function runStep(
     await Deno.stdout.write(chunk);
   }
   const { success } = await child.status;
+  // deno-lint-ignore no-control-regex -- strips the colour codes of the test runners' output
   const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
   const counts = count ? count(plain) : { passed: success ? 1 : 0, failed: success ? 0 : 1 };
   results.push({ suite, ...counts, ok: success });
@@ -74,13 +75,33 @@ try {
   await runStep("deno test", DENO, ["test", "-A", "--no-check=remote", ...testPaths], env, denoCounts);
 
   if (only.length === 0) {
-    const pgEnv = { PGHOST: "127.0.0.1", PGPORT: String(stack.dbPort), PGUSER: "postgres", PGPASSWORD: "postgres", PGDATABASE: "postgres" };
+    const pgEnv = {
+      PGHOST: "127.0.0.1",
+      PGPORT: String(stack.dbPort),
+      PGUSER: "postgres",
+      PGPASSWORD: "postgres",
+      PGDATABASE: "postgres",
+    };
     // What `supabase test db` does first (supabase-platform.md §6).
-    await runStep("pgTAP setup", "psql", ["-v", "ON_ERROR_STOP=1", "-qc", "create extension if not exists pgtap with schema extensions"], pgEnv);
-    await runStep("pgTAP (pg_prove supabase/tests)", "pg_prove", ["--ext", ".sql", "-r", "supabase/tests"], pgEnv, proveCounts);
+    await runStep("pgTAP setup", "psql", [
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-qc",
+      "create extension if not exists pgtap with schema extensions",
+    ], pgEnv);
+    await runStep(
+      "pgTAP (pg_prove supabase/tests)",
+      "pg_prove",
+      ["--ext", ".sql", "-r", "supabase/tests"],
+      pgEnv,
+      proveCounts,
+    );
     const browserTests = listFiles(`${ROOT}/tests/browser`, ".test.mjs");
     if (browserTests.length) {
-      await runStep("browser tests (node --test)", "node", ["--test", ...browserTests], { ...env, PATH: Deno.env.get("PATH") ?? "" }, nodeCounts);
+      await runStep("browser tests (node --test)", "node", ["--test", ...browserTests], {
+        ...env,
+        PATH: Deno.env.get("PATH") ?? "",
+      }, nodeCounts);
     }
   }
 } catch (err) {

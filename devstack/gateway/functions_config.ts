@@ -4,7 +4,7 @@
  * (folders starting with `_` and the `tests` folder are not); `[functions.<name>]` in `supabase/config.toml` may
  * set `enabled`, `verify_jwt` and `entrypoint`; a function not listed gets `enabled = true, verify_jwt = true`.
  */
-import { parse } from "npm:smol-toml@1.4.2";
+import { parse } from "smol-toml";
 import { resolve } from "node:path";
 
 export interface FunctionSpec {

@@ -155,7 +155,9 @@ async function waitUntilReady(url: string, exited: Promise<number>, logPath: str
 }
 
 function asPgUser(binary: string, args: string[]): [string, string[]] {
-  return isRoot() ? ["setpriv", ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", binary, ...args]] : [binary, args];
+  return isRoot()
+    ? ["setpriv", ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", binary, ...args]]
+    : [binary, args];
 }
 
 /** True when the unprivileged Postgres user can open `dir` (every parent folder searchable). */

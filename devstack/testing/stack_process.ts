@@ -85,7 +85,10 @@ export async function spawnStack(opts: {
     await Promise.race([
       ready,
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the stack was not ready within ${timeoutMs} ms; see ${logPath}`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`the stack was not ready within ${timeoutMs} ms; see ${logPath}`)),
+          timeoutMs,
+        );
       }),
     ]);
   } catch (err) {

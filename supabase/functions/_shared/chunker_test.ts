@@ -32,7 +32,13 @@ function rechunk(size: number, input: Uint8Array, cuts: number[]): Uint8Array[] 
 
 Deno.test("Chunker: blocks are exactly `size` bytes, the last shorter, whatever the input cuts", () => {
   const input = bytes(10_000);
-  const cutsList = [[], [1], [999, 1000, 1001], [3, 7, 4096, 4097, 9999], Array.from({ length: 99 }, (_, i) => (i + 1) * 100)];
+  const cutsList = [
+    [],
+    [1],
+    [999, 1000, 1001],
+    [3, 7, 4096, 4097, 9999],
+    Array.from({ length: 99 }, (_, i) => (i + 1) * 100),
+  ];
   for (const cuts of cutsList) {
     const blocks = rechunk(1024, input, cuts);
     assert.deepEqual(blocks.map((b) => b.length), [...Array(9).fill(1024), 10_000 - 9 * 1024], `cuts ${cuts}`);

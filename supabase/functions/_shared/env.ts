@@ -62,12 +62,24 @@ export const settingsSchema = z.object({
   CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
 }).superRefine((s, ctx) => {
   if (s.MESSAGE_BUS_MIN_TTL_SECONDS > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
-    ctx.addIssue({ code: "custom", path: ["MESSAGE_BUS_MIN_TTL_SECONDS"], message: "must not exceed MESSAGE_BUS_MAX_TTL_SECONDS" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["MESSAGE_BUS_MIN_TTL_SECONDS"],
+      message: "must not exceed MESSAGE_BUS_MAX_TTL_SECONDS",
+    });
   }
   const ttl = s.MESSAGE_BUS_DEFAULT_TTL_SECONDS;
   if (ttl < s.MESSAGE_BUS_MIN_TTL_SECONDS || ttl > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
-    ctx.addIssue({ code: "custom", path: ["MESSAGE_BUS_DEFAULT_TTL_SECONDS"], message: "must lie within the TTL bounds" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["MESSAGE_BUS_DEFAULT_TTL_SECONDS"],
+      message: "must lie within the TTL bounds",
+    });
   }
+}, {
+  // Also when other settings are bad (zod skips refinements after any issue), so that every problem is listed;
+  // only the TTL settings themselves must have parsed.
+  when: (payload) => !payload.issues.some((i) => String(i.path?.[0]).includes("_TTL_SECONDS")),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

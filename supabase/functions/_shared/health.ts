@@ -6,6 +6,9 @@ import { databaseIsUp } from "./db.ts";
 export function addHealthRoute(app: Hono, name: string): void {
   app.get("/health", async (c) => {
     const database = await databaseIsUp();
-    return c.json({ function: name, status: database ? "ok" : "degraded", database: database ? "up" : "down" }, database ? 200 : 503);
+    return c.json(
+      { function: name, status: database ? "ok" : "degraded", database: database ? "up" : "down" },
+      database ? 200 : 503,
+    );
   });
 }

@@ -25,13 +25,21 @@ export class ChecksumMismatchError extends Error {
   }
 }
 
+/** Thrown when a stored chunk is missing (the metadata promises more chunks than are stored). */
+export class MissingChunkError extends Error {
+  constructor(readonly transactionId: string, readonly seq: number) {
+    super(`Chunk ${seq} of ${transactionId} is missing`);
+    this.name = "MissingChunkError";
+  }
+}
+
 /** The stored chunks of a message, in order, each read in its own short transaction as `caller` (on `sql`). */
 export async function* storedChunks(caller: Caller, meta: StoredMeta, sql: Sql = db()): AsyncGenerator<Uint8Array> {
   for (let seq = 0; seq < meta.chunk_count; seq++) {
     const rows = await asCaller(caller, (tx) =>
       tx<{ data: Uint8Array }[]>`select data from public.message_bus_chunks
                                  where transaction_id = ${meta.transaction_id}::uuid and seq = ${seq}`, sql);
-    if (rows.length !== 1) throw new Error(`Chunk ${seq} of ${meta.transaction_id} is missing`);
+    if (rows.length !== 1) throw new MissingChunkError(meta.transaction_id, seq);
     yield rows[0].data;
   }
 }

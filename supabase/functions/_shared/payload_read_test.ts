@@ -157,7 +157,11 @@ Deno.test("payload_read: a wrong checksum on gzip data fails identity and passth
       const s = await store(input);
       const wrong = { ...s.meta, checksum: `sha256:${"0".repeat(64)}` };
       for (const encoding of ["identity", "gzip"] as const) {
-        await assert.rejects(read(sql, s, encoding, wrong), ChecksumMismatchError, `${encoding}, ${input.length} bytes`);
+        await assert.rejects(
+          read(sql, s, encoding, wrong),
+          ChecksumMismatchError,
+          `${encoding}, ${input.length} bytes`,
+        );
       }
     }
   });
@@ -191,7 +195,12 @@ Deno.test("payload_read: RLS hides another owner's chunks; a missing chunk fails
 Deno.test("payload_read: a consumer that stops early leaves no dangling verification behind", async () => {
   const input = compressibleText(300_000);
   const gz = new Uint8Array(gzipSync(input));
-  const meta: StoredMeta = { transaction_id: "early-stop", checksum: sha256(input), chunk_count: 2, compression: "gzip" };
+  const meta: StoredMeta = {
+    transaction_id: "early-stop",
+    checksum: sha256(input),
+    chunk_count: 2,
+    compression: "gzip",
+  };
   for (const encoding of ["identity", "gzip"] as const) {
     const source = (async function* () {
       yield gz.slice(0, 1000);

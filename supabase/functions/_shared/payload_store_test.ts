@@ -126,7 +126,10 @@ Deno.test("storePayload: a small compressible payload is stored gzip in one chun
   const { stored, chunks } = await storeAndCheck(input);
   assert.equal(stored.compression, "gzip");
   assert.equal(chunks.length, 1);
-  assert.ok(stored.storedSize < input.length * 0.9, `gzip saves at least 10% (${stored.storedSize} of ${input.length})`);
+  assert.ok(
+    stored.storedSize < input.length * 0.9,
+    `gzip saves at least 10% (${stored.storedSize} of ${input.length})`,
+  );
   assert.deepEqual([...chunks[0].subarray(0, 2)], [0x1f, 0x8b], "the stored chunk is a gzip stream");
 });
 
@@ -187,9 +190,12 @@ Deno.test("storePayload: multi-byte UTF-8 split across pieces is stored byte for
 /** Begins a committed message, runs a failing store in its own transaction, returns the error and leftovers. */
 async function storeTooLarge(input: Uint8Array, maxBytes: number) {
   return await withDb(async (sql) => {
-    const [{ transaction_id: id }] = await asService((tx) =>
-      tx<{ transaction_id: string }[]>`
-        select transaction_id from bus.begin_message(${crypto.randomUUID()}::uuid, 'chat', 'kimi', 'm', null, null, 60)`, sql);
+    const [{ transaction_id: id }] = await asService(
+      (tx) =>
+        tx<{ transaction_id: string }[]>`
+        select transaction_id from bus.begin_message(${crypto.randomUUID()}::uuid, 'chat', 'kimi', 'm', null, null, 60)`,
+      sql,
+    );
     try {
       const error = await asService((tx) => storePayload(tx, id, pieces(input), maxBytes), sql).then(
         () => assert.fail("storePayload should refuse a payload over maxBytes"),

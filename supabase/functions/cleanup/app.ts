@@ -1,9 +1,40 @@
-/** The `cleanup` function's routes. */
+/**
+ * The `cleanup` function's routes. `POST /cleanup` with the service role only (config.toml has verify_jwt = false:
+ * the code checks the caller, supabase-platform.md §1.10) runs a cleanup now and answers with its counts,
+ * `{ expired, purged, reaped, ... }` (CONTRACT.md §8). `{ "async": true }` (what the pg_cron job sends) answers 202
+ * at once and runs it in the background, so pg_net's batch is not held for the whole run (§2.3).
+ */
 import { createApp } from "../_shared/http.ts";
 import { addHealthRoute } from "../_shared/health.ts";
 import { settings } from "../_shared/env.ts";
+import { requireServiceRole } from "../_shared/auth.ts";
+import { badRequest } from "../_shared/errors.ts";
+import { db } from "../_shared/db.ts";
+import { readSmallJson, waitUntil } from "../_shared/background.ts";
+import { runCleanup } from "./run_cleanup.ts";
 
-settings(); // fail at boot, with every problem listed, when a setting is bad
+const s = settings(); // fail at boot, with every problem listed, when a setting is bad
 
 export const app = createApp("cleanup");
 addHealthRoute(app, "cleanup");
+
+app.post("/", async (c) => {
+  await requireServiceRole(c);
+  const body = await readSmallJson(c.req.raw);
+  if (
+    !body || (body.async !== undefined && typeof body.async !== "boolean") ||
+    Object.keys(body).some((k) => k !== "async")
+  ) {
+    throw badRequest('The body must be empty or { "async": boolean }');
+  }
+  if (body.async === true) {
+    waitUntil(
+      runCleanup(db(), s).then(
+        (r) => console.log(`[cleanup] run ${r.run_id}: ${JSON.stringify(r)}`),
+        (err) => console.error("[cleanup] background run failed (logged in bus.maintenance_log):", err),
+      ),
+    );
+    return c.json({ status: "accepted" }, 202);
+  }
+  return c.json(await runCleanup(db(), s), 200);
+});

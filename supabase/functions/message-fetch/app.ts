@@ -34,7 +34,9 @@ app.get("/", async (c) => {
   const caller = await authenticate(c);
   const q = listQuery.safeParse({ since: c.req.query("since"), limit: c.req.query("limit") });
   if (!q.success) {
-    throw badRequest("Invalid query", { issues: q.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
+    throw badRequest("Invalid query", {
+      issues: q.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
   }
   const rows = await listMeta(db(), caller, new Date(q.data.since), q.data.limit);
   return c.json({ messages: rows.map(metaBody) });

@@ -8,7 +8,7 @@ import { BusError } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
-import { type MetaRow, metaBody, readMeta } from "./meta.ts";
+import { metaBody, type MetaRow, readMeta } from "./meta.ts";
 
 /** Answers a payload request. */
 export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
@@ -65,18 +65,30 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
 }
 
 function gone(meta: MetaRow): BusError {
-  return new BusError(410, "expired", `Message ${meta.transaction_id} expired at ${new Date(meta.expires_at).toISOString()}`, {}, {
-    transaction_id: meta.transaction_id,
-    status: "expired",
-    meta: metaBody(meta),
-  });
+  return new BusError(
+    410,
+    "expired",
+    `Message ${meta.transaction_id} expired at ${new Date(meta.expires_at).toISOString()}`,
+    {},
+    {
+      transaction_id: meta.transaction_id,
+      status: "expired",
+      meta: metaBody(meta),
+    },
+  );
 }
 
 function integrityError(err: ChecksumMismatchError): BusError {
-  return new BusError(500, "checksum_mismatch", "The stored bytes do not match their checksum; refusing to serve them", {
-    expected: err.expected,
-    actual: err.actual,
-  }, { transaction_id: err.transactionId });
+  return new BusError(
+    500,
+    "checksum_mismatch",
+    "The stored bytes do not match their checksum; refusing to serve them",
+    {
+      expected: err.expected,
+      actual: err.actual,
+    },
+    { transaction_id: err.transactionId },
+  );
 }
 
 function acceptsGzip(header: string | undefined): boolean {

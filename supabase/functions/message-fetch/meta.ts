@@ -32,7 +32,12 @@ const COLUMNS = `transaction_id, status, tool, provider, model, session_id, chec
   expires_at, retrieved_at, retrieved_count, watcher`;
 
 /** One message's metadata, or undefined when it does not exist or is not the caller's. */
-export async function readMeta(sql: Sql, caller: Caller, id: string, markRetrieved = false): Promise<MetaRow | undefined> {
+export async function readMeta(
+  sql: Sql,
+  caller: Caller,
+  id: string,
+  markRetrieved = false,
+): Promise<MetaRow | undefined> {
   return await asCaller(caller, async (tx) => {
     const [row] = await tx.unsafe<MetaRow[]>(
       `select ${COLUMNS}, (select metadata ->> 'content_type' from public.message_bus b where b.transaction_id = m.transaction_id) as content_type

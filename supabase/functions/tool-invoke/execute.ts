@@ -68,7 +68,13 @@ export async function executeMessage(a: ExecuteArgs): Promise<MessageRow> {
     if (!tooLarge) console.error(`storing ${a.transactionId} failed:`, err);
     await failMessage(a.sql, a.transactionId, error, providerMs);
     if (tooLarge) throw new BusError(413, "payload_too_large", err.message, err.details, failedExtra(a.transactionId));
-    throw new BusError(500, "storage_failed", "Storing the provider response failed (logged)", {}, failedExtra(a.transactionId));
+    throw new BusError(
+      500,
+      "storage_failed",
+      "Storing the provider response failed (logged)",
+      {},
+      failedExtra(a.transactionId),
+    );
   }
 }
 

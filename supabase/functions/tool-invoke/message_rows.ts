@@ -11,6 +11,8 @@ export interface MessageRow {
   finish_reason: string | null;
   expires_at: Date;
   error: Record<string, unknown> | null;
+  provider_ms: number | null;
+  write_ms: number | null;
 }
 
 export interface BeginArgs {
@@ -24,22 +26,28 @@ export interface BeginArgs {
   metadata: Record<string, unknown>;
 }
 
-/** Records a pending message; with a used idempotency key returns the existing one (`created: false`). */
+/**
+ * Records a pending message; with a used idempotency key returns the existing one (`created: false`).
+ * One autocommit statement on the function's service connection (one round trip, one commit: it is on the path
+ * of every invoke, see bench/RESULTS.md); `bus.begin_message` is the only write it can make.
+ */
 export async function beginMessage(sql: Sql, a: BeginArgs): Promise<{ transactionId: string; created: boolean }> {
-  const [row] = await asService((tx) =>
-    tx<{ transaction_id: string; created: boolean }[]>`
-      select transaction_id, created from bus.begin_message(
-        ${a.owner}::uuid, ${a.tool}, ${a.provider}, ${a.model}, ${a.sessionId ?? null}, ${a.idempotencyKey ?? null},
-        ${a.ttlSeconds}, ${tx.json(a.metadata as never)})`, sql);
+  const [row] = await sql<{ transaction_id: string; created: boolean }[]>`
+    select transaction_id, created from bus.begin_message(
+      ${a.owner}::uuid, ${a.tool}, ${a.provider}, ${a.model}, ${a.sessionId ?? null}, ${a.idempotencyKey ?? null},
+      ${a.ttlSeconds}, ${sql.json(a.metadata as never)})`;
   return { transactionId: row.transaction_id, created: row.created };
 }
 
 /** Reads a message row (service role). */
 export async function getMessage(sql: Sql, transactionId: string): Promise<MessageRow> {
-  const [row] = await asService((tx) =>
-    tx<MessageRow[]>`select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason,
-                            expires_at, error
-                     from public.message_bus where transaction_id = ${transactionId}::uuid`, sql);
+  const [row] = await asService(
+    (tx) =>
+      tx<MessageRow[]>`select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason,
+                            expires_at, error, provider_ms, write_ms
+                     from public.message_bus where transaction_id = ${transactionId}::uuid`,
+    sql,
+  );
   if (!row) throw new Error(`message ${transactionId} vanished`);
   return row;
 }
@@ -61,7 +69,8 @@ export interface CompleteArgs {
 /** Completes a pending message inside `tx` (the same transaction that stored its chunks). */
 export async function completeMessage(tx: Tx, transactionId: string, a: CompleteArgs): Promise<MessageRow> {
   const [row] = await tx<MessageRow[]>`
-    select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason, expires_at, error
+    select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason, expires_at, error,
+           provider_ms, write_ms
     from bus.complete_message(${transactionId}::uuid, ${a.payloadSize}, ${a.storedSize}, ${a.compression},
       ${a.checksum}, ${a.chunkCount}, ${a.finishReason}, ${a.usage ? tx.json(a.usage as never) : null}, ${a.model},
       ${a.providerMs}, ${a.writeMs}, ${tx.json(a.metadata as never)})`;
@@ -75,6 +84,8 @@ export async function failMessage(
   error: Record<string, unknown>,
   providerMs: number | null,
 ): Promise<void> {
-  await asService((tx) =>
-    tx`select bus.fail_message(${transactionId}::uuid, ${tx.json(error as never)}, ${providerMs})`, sql);
+  await asService(
+    (tx) => tx`select bus.fail_message(${transactionId}::uuid, ${tx.json(error as never)}, ${providerMs})`,
+    sql,
+  );
 }

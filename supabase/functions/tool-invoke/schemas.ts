@@ -21,5 +21,8 @@ export const idempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7
 
 /** zod issues as `{ path, message }` for 400 bodies. */
 export function describeIssues(error: z.ZodError, prefix: string[] = []): Array<{ path: string; message: string }> {
-  return error.issues.map((i) => ({ path: [...prefix, ...i.path.map(String)].join(".") || "(body)", message: i.message }));
+  return error.issues.map((i) => ({
+    path: [...prefix, ...i.path.map(String)].join(".") || "(body)",
+    message: i.message,
+  }));
 }

@@ -4,6 +4,7 @@
  * where providers put `finish_reason` and `usage`.
  */
 const TAIL_BYTES = 64 * 1024;
+const HEAD_BYTES = 4096;
 
 export interface ResponseSummary {
   finishReason: string | null;
@@ -18,14 +19,21 @@ export class SummaryCollector {
   #full: Uint8Array[] = [];
   #fullSize = 0;
   #tail = new Uint8Array(0);
-  #head: Uint8Array | undefined;
+  #head = new Uint8Array(0);
 
   constructor(readonly fullLimit = 1024 * 1024) {}
 
   /** Passes `source` through, keeping what the summary needs. */
   async *tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
-      this.#head ??= chunk.slice(0, 4096);
+      if (this.#head.length < HEAD_BYTES) {
+        // The head may span several reads (a first network read can be a few bytes).
+        const more = chunk.subarray(0, HEAD_BYTES - this.#head.length);
+        const head = new Uint8Array(this.#head.length + more.length);
+        head.set(this.#head, 0);
+        head.set(more, this.#head.length);
+        this.#head = head;
+      }
       if (this.#fullSize <= this.fullLimit) {
         this.#full.push(chunk);
         this.#fullSize += chunk.length;
@@ -60,7 +68,7 @@ export class SummaryCollector {
       }
     }
     const tail = decoder.decode(this.#tail);
-    const head = decoder.decode(this.#head ?? new Uint8Array(0));
+    const head = decoder.decode(this.#head);
     const finishes = [...tail.matchAll(/"finish_reason"\s*:\s*"([^"]{1,40})"/g)];
     const usageMatch = /"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})/.exec(tail);
     let usage: Record<string, unknown> | null = null;

@@ -1,0 +1,29 @@
+/**
+ * Background work after the response: `EdgeRuntime.waitUntil` (supabase-platform.md §1.8). Used when a caller
+ * (pg_net from a trigger or pg_cron) should get its answer at once: pg_net commits a batch of responses only after
+ * its slowest request (§2.3), so a long request would hold up every other one in the batch.
+ */
+
+/**
+ * Keeps `task` running after the response has been sent.
+ * @throws Error when no EdgeRuntime is present (plain Deno without the Edge Runtime or the local stack's host).
+ */
+export function waitUntil(task: Promise<unknown>): void {
+  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime;
+  if (!runtime) throw new Error("EdgeRuntime.waitUntil is not available: background work needs the Edge Runtime");
+  runtime.waitUntil(task);
+}
+
+/** Reads a small JSON object body; an empty body is `{}`; undefined when it is not a JSON object. */
+export async function readSmallJson(req: Request, maxBytes = 16 * 1024): Promise<Record<string, unknown> | undefined> {
+  const text = await req.text();
+  if (text.length > maxBytes) return undefined;
+  if (text.trim() === "") return {};
+  try {
+    const value = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * One cleanup run: rounds of `bus.run_cleanup` (one short transaction each, at most CLEANUP_ROUND_MS) until no work
+ * is left or CLEANUP_BUDGET_MS is spent, then one row in bus.maintenance_log with the totals. A run cut short by
+ * its budget says so (`complete: false`); the next run carries on.
+ */
+import { asService, type Sql } from "../_shared/db.ts";
+import type { Settings } from "../_shared/env.ts";
+
+export interface CleanupCounts {
+  expired: number;
+  purged: number;
+  reaped: number;
+  http_responses_deleted: number;
+  cron_runs_deleted: number;
+  bookkeeping_deleted: number;
+}
+
+export interface CleanupResult extends CleanupCounts {
+  /** False when the time budget ran out before all work was done. */
+  complete: boolean;
+  rounds: number;
+  duration_ms: number;
+  /** The bus.maintenance_log row of this run. */
+  run_id: number;
+}
+
+type Round = CleanupCounts & { more: boolean };
+
+const KEYS = [
+  "expired",
+  "purged",
+  "reaped",
+  "http_responses_deleted",
+  "cron_runs_deleted",
+  "bookkeeping_deleted",
+] as const;
+
+/**
+ * Runs the cleanup with the settings' retention, reaping age, batch size and budgets.
+ * @throws the database error of a failed round, after logging the run with that error.
+ */
+export async function runCleanup(sql: Sql, s: Settings, job = "cleanup"): Promise<CleanupResult> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const totals: CleanupCounts = {
+    expired: 0,
+    purged: 0,
+    reaped: 0,
+    http_responses_deleted: 0,
+    cron_runs_deleted: 0,
+    bookkeeping_deleted: 0,
+  };
+  let rounds = 0;
+  let more = true;
+  const log = (complete: boolean, error: string | null) =>
+    asService((tx) =>
+      tx<{ id: string }[]>`select bus.log_maintenance(${job}, ${startedAt}, ${rounds}, ${complete},
+                                                      ${tx.json(totals as never)}, ${error}) as id`, sql);
+  try {
+    while (more) {
+      const left = s.CLEANUP_BUDGET_MS - (performance.now() - started);
+      if (left <= 0) break;
+      const [{ round }] = await asService((tx) =>
+        tx<{ round: Round }[]>`
+        select bus.run_cleanup(
+          make_interval(days => ${s.MESSAGE_BUS_RETENTION_DAYS}),
+          make_interval(mins => ${s.MESSAGE_BUS_REAP_PENDING_MINUTES}),
+          ${s.CLEANUP_BATCH_SIZE},
+          ${Math.max(1, Math.min(s.CLEANUP_ROUND_MS, Math.floor(left)))},
+          make_interval(mins => ${s.CLEANUP_HTTP_RESPONSES_KEEP_MINUTES}),
+          make_interval(days => ${s.CLEANUP_CRON_HISTORY_DAYS})) as round`, sql);
+      rounds++;
+      for (const key of KEYS) totals[key] += Number(round[key]);
+      more = round.more;
+    }
+  } catch (err) {
+    await log(false, err instanceof Error ? err.message : String(err)).catch((logErr) =>
+      console.error(`[cleanup] logging the failed run failed too: ${logErr}`)
+    );
+    throw err;
+  }
+  const [{ id }] = await log(!more, null);
+  return {
+    ...totals,
+    complete: !more,
+    rounds,
+    duration_ms: Math.round(performance.now() - started),
+    run_id: Number(id),
+  };
+}

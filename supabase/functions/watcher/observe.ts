@@ -1,0 +1,203 @@
+/**
+ * Observes one message: reads its row, verifies and samples its payload, runs the content checks and the optional
+ * model review, and records the observation (bus.record_observation: once per watcher version, broadcast as event
+ * `observation` on the owner's topic). A message observed before is answered from the stored observation.
+ */
+import { asService, type Sql } from "../_shared/db.ts";
+import type { Settings } from "../_shared/env.ts";
+import { BusError, notFound } from "../_shared/errors.ts";
+import { storedChunks, type StoredMeta } from "../_shared/payload_read.ts";
+import { checkBody, checkEdges, type CompletionView, type MessageFacts } from "./checks.ts";
+import { type Finding, finding, publicFindings, verdictOf, WATCHER_VERSION } from "./findings.ts";
+import { EDGE_BYTES, inspectPayload } from "./inspect_payload.ts";
+import { maybeReview, type Review } from "./review.ts";
+
+export interface ObserveDeps {
+  sql: Sql;
+  settings: Settings;
+  /** Provider HTTP for the model review, injectable for tests. */
+  fetch?: typeof fetch;
+}
+
+export interface Observation {
+  transaction_id: string;
+  observation_id: number;
+  /** False when the message had been observed before (by this watcher version). */
+  created: boolean;
+  watcher_version: string;
+  verdict: "ok" | "warning" | "error";
+  findings: Array<{ code: string; message: string }>;
+  partial: boolean;
+  analysed_bytes: number | null;
+  review: Review | null;
+}
+
+interface MessageRow {
+  transaction_id: string;
+  status: "pending" | "completed" | "failed" | "expired";
+  checksum: string | null;
+  chunk_count: number | null;
+  compression: "none" | "gzip" | null;
+  payload_size_bytes: string | null;
+  finish_reason: string | null;
+  usage: Record<string, unknown> | null;
+  error: Record<string, unknown> | null;
+  metadata: Record<string, unknown>;
+  expired: boolean;
+}
+
+const SERVICE = { role: "service_role" as const, claims: { role: "service_role" } };
+
+/**
+ * Observes `transactionId` (or returns its existing observation).
+ * @throws BusError 404 (no such message), 409 (still pending), 410 (payload expired).
+ */
+export async function observeMessage(
+  transactionId: string,
+  deps: ObserveDeps,
+  opts: { review?: boolean } = {},
+): Promise<Observation> {
+  const started = performance.now();
+  const existing = await readObservation(deps.sql, transactionId);
+  if (existing) return existing;
+  const [row] = await asService(
+    (tx) =>
+      tx<
+        MessageRow[]
+      >`select transaction_id, status, checksum, chunk_count, compression, payload_size_bytes, finish_reason,
+                            usage, error, metadata,
+                            (payload_deleted_at is not null or expires_at <= now()) as expired
+                     from public.message_bus where transaction_id = ${transactionId}::uuid`,
+    deps.sql,
+  );
+  if (!row) throw notFound(`No message ${transactionId}`);
+  if (row.status === "pending") throw new BusError(409, "not_finished", `Message ${transactionId} is still pending`);
+  if (row.expired || row.status === "expired") {
+    throw new BusError(410, "expired", `Message ${transactionId} has expired`);
+  }
+
+  let findings: Finding[];
+  let partial = false;
+  let analysed: number | null = null;
+  let review: Review | null = null;
+  if (row.status === "failed") {
+    const why = typeof row.error?.message === "string" ? row.error.message : JSON.stringify(row.error);
+    findings = [finding("message_failed", `The message failed (${row.error?.code ?? "unknown"}): ${why}`)];
+  } else {
+    const result = await inspectCompleted(row, deps);
+    ({ findings, partial, analysed } = result);
+    if (result.view && !findings.some((f) => f.code === "empty_content")) {
+      const reviewed = await maybeReview(
+        transactionId,
+        result.view,
+        {
+          finishReason: row.finish_reason,
+          wantsJson: facts(row).wantsJson,
+          findings,
+        },
+        deps,
+        opts.review === true,
+      );
+      if (reviewed) {
+        review = reviewed.review;
+        if (reviewed.finding) findings.push(reviewed.finding);
+      }
+    }
+  }
+
+  const verdict = verdictOf(findings);
+  const [recorded] = await asService((tx) =>
+    tx<{ observation_id: string; created: boolean }[]>`
+      select observation_id, created from bus.record_observation(
+        ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${tx.json(findings as never)}, ${analysed}, ${partial},
+        ${review ? tx.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
+        ${Math.round(performance.now() - started)})`, deps.sql);
+  if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
+  return {
+    transaction_id: transactionId,
+    observation_id: Number(recorded.observation_id),
+    created: true,
+    watcher_version: WATCHER_VERSION,
+    verdict,
+    findings: publicFindings(findings),
+    partial,
+    analysed_bytes: analysed,
+    review,
+  };
+}
+
+async function inspectCompleted(row: MessageRow, deps: ObserveDeps) {
+  const s = deps.settings;
+  const meta: StoredMeta = {
+    transaction_id: row.transaction_id,
+    checksum: row.checksum!,
+    chunk_count: row.chunk_count!,
+    compression: row.compression!,
+  };
+  const capBytes = s.WATCHER_CONTENT_CAP_MB * 1024 * 1024;
+  const limits = { sizeWarningBytes: s.WATCHER_SIZE_WARNING_MB * 1024 * 1024 };
+  const sample = await inspectPayload(meta, storedChunks(SERVICE, meta, deps.sql), capBytes);
+  const f = facts(row);
+  if (sample.integrity) {
+    const skipped = finding("partial_analysis", "The content checks were skipped: the stored bytes cannot be trusted");
+    return {
+      findings: [sample.integrity, skipped],
+      partial: true,
+      analysed: 0,
+      view: undefined as CompletionView | undefined,
+    };
+  }
+  const decoder = new TextDecoder();
+  if (sample.whole) {
+    const { findings, view } = checkBody(decoder.decode(sample.whole), f, limits);
+    return { findings, partial: false, analysed: sample.bytesRead, view };
+  }
+  const head = decoder.decode(sample.head), tail = decoder.decode(sample.tail);
+  const findings = checkEdges(head, tail, f, limits);
+  findings.push(finding(
+    "partial_analysis",
+    `The payload (${
+      (sample.bytesRead / 1024 / 1024).toFixed(1)
+    } MB) is above the ${s.WATCHER_CONTENT_CAP_MB} MB analysis cap: ` +
+      `the content checks read its first and last ${EDGE_BYTES / 1024 / 1024} MiB only; ` +
+      `the checksum covered every byte`,
+  ));
+  return { findings, partial: true, analysed: sample.head!.length + sample.tail!.length, view: undefined };
+}
+
+function facts(row: MessageRow): MessageFacts {
+  return {
+    finishReason: row.finish_reason,
+    wantsJson: row.metadata?.wants_json === true || row.metadata?.wants_json === "true",
+    parsed: row.metadata?.parsed === false || row.metadata?.parsed === "false"
+      ? false
+      : row.metadata?.parsed === true
+      ? true
+      : null,
+    payloadSize: Number(row.payload_size_bytes ?? 0),
+    usage: row.usage,
+  };
+}
+
+async function readObservation(sql: Sql, transactionId: string): Promise<Observation | undefined> {
+  const [o] = await asService(
+    (tx) =>
+      tx<(Omit<Observation, "created" | "findings" | "observation_id" | "analysed_bytes"> & {
+        observation_id: string;
+        findings: Finding[];
+        analysed_bytes: string | null;
+      })[]>`
+      select transaction_id, id as observation_id, watcher_version, verdict, findings, partial, analysed_bytes, review
+      from public.message_bus_observations
+      where transaction_id = ${transactionId}::uuid and watcher_version = ${WATCHER_VERSION}`,
+    sql,
+  );
+  if (!o) return undefined;
+  return {
+    ...o,
+    observation_id: Number(o.observation_id),
+    analysed_bytes: o.analysed_bytes === null ? null : Number(o.analysed_bytes),
+    findings: publicFindings(o.findings),
+    created: false,
+  };
+}
