@@ -59,7 +59,11 @@ export async function invoke(
 }
 
 /** GET /functions/v1/message-fetch/<path> as JSON (meta, list, or any error answer). */
-export async function fetchJson(token: string, path: string, headers: Record<string, string> = {}): Promise<JsonAnswer> {
+export async function fetchJson(
+  token: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<JsonAnswer> {
   const res = await fetch(`${testStack().functionsUrl}/message-fetch${path}`, {
     headers: { authorization: `Bearer ${token}`, ...headers },
   });
@@ -125,11 +129,6 @@ export async function sha256Stream(stream: ReadableStream<Uint8Array>): Promise<
     size += chunk.length;
   }
   return { hex: hash.digest("hex"), size };
-}
-
-/** Splits a stream in two (for hashing the compressed bytes and decoding them at the same time). */
-export function tee(stream: ReadableStream<Uint8Array>): [ReadableStream<Uint8Array>, ReadableStream<Uint8Array>] {
-  return stream.tee();
 }
 
 /** The gzip-decoded form of `stream`. */

@@ -159,8 +159,7 @@ select ok(
 -- ---------------------------------------------------------------------------------------------------------------
 -- bus functions: definitions and permissions
 -- ---------------------------------------------------------------------------------------------------------------
-select functions_are('bus', array['uuid_v7', 'begin_message', 'append_chunk', 'complete_message', 'fail_message',
-  'mark_retrieved'], 'schema bus has exactly the API functions');
+select has_function('bus', 'uuid_v7', array[]::text[], 'bus.uuid_v7() exists');
 select is_definer('bus', 'begin_message', 'begin_message is security definer');
 select is_definer('bus', 'append_chunk', 'append_chunk is security definer');
 select is_definer('bus', 'complete_message', 'complete_message is security definer');
@@ -168,8 +167,10 @@ select is_definer('bus', 'fail_message', 'fail_message is security definer');
 select is_definer('bus', 'mark_retrieved', 'mark_retrieved is security definer');
 select is(
   (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'bus' and p.prosecdef and not ('search_path=""' = any (p.proconfig))),
-  0, 'every security definer function of bus pins search_path to empty');
+     where n.nspname = 'bus' and p.proname in ('begin_message', 'append_chunk', 'complete_message', 'fail_message',
+             'mark_retrieved')
+       and not (p.prosecdef and 'search_path=""' = any (p.proconfig))),
+  0, 'the security definer functions of the claim check pin search_path to empty');
 
 create temp table bus_fns (sig text) on commit drop;
 insert into bus_fns values

@@ -58,13 +58,20 @@ export function verifiedPayload(
   return gunzipped(meta, source);
 }
 
+// Each variant passes the bytes on one piece behind and yields the last piece only once the checksum matched:
+// a mismatch then leaves a streamed body short of its Content-Length, which clients see as a failed transfer
+// (were the last piece already sent, the response would look complete).
+
 async function* hashedPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
   const hash = createHash("sha256");
+  let held: Uint8Array | undefined;
   for await (const chunk of source) {
     hash.update(chunk);
-    yield chunk;
+    if (held) yield held;
+    held = chunk;
   }
   check(meta, hash.digest("hex"));
+  if (held) yield held;
 }
 
 async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
@@ -72,11 +79,14 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
   const gunzip = ReadableStream.from(source).pipeThrough(
     Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>,
   );
+  let held: Uint8Array | undefined;
   for await (const chunk of gunzip) {
     hash.update(chunk);
-    yield chunk;
+    if (held) yield held;
+    held = chunk;
   }
   check(meta, hash.digest("hex"));
+  if (held) yield held;
 }
 
 async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
@@ -89,11 +99,13 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
     for await (const chunk of gunzip.readable) hash.update(chunk);
   })().then(() => undefined, (err: unknown) => err ?? new Error("gunzip failed"));
   let finished = false;
+  let held: Uint8Array | undefined;
   try {
     for await (const chunk of source) {
       await writer.ready;
       await writer.write(chunk);
-      yield chunk;
+      if (held) yield held;
+      held = chunk;
     }
     await writer.close();
     finished = true;
@@ -107,6 +119,7 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
   const gunzipError = await hashing;
   if (gunzipError) throw gunzipError;
   check(meta, hash.digest("hex"));
+  if (held) yield held;
 }
 
 function check(meta: StoredMeta, hex: string): void {

@@ -148,6 +148,8 @@ Deno.test("payload_read: a corrupted raw chunk fails the stream with ChecksumMis
     assert.match(error.actual, /^sha256:[0-9a-f]{64}$/);
     assert.notEqual(error.actual, error.expected);
     assert.equal(error.transactionId, s.meta.transaction_id);
+    const passedOn = received.reduce((n, p) => n + p.length, 0);
+    assert.ok(passedOn > 0 && passedOn < input.length, `the last piece is held back (${passedOn} of ${input.length})`);
   });
 });
 

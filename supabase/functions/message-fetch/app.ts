@@ -1,9 +1,10 @@
 /** The `message-fetch` function's routes (CONTRACT.md §5). */
 import { z } from "zod";
+import type { Context } from "hono";
 import { createApp } from "../_shared/http.ts";
 import { addHealthRoute } from "../_shared/health.ts";
 import { settings } from "../_shared/env.ts";
-import { authenticate } from "../_shared/auth.ts";
+import { authenticate, type Caller } from "../_shared/auth.ts";
 import { badRequest, BusError } from "../_shared/errors.ts";
 import { db } from "../_shared/db.ts";
 import { fetchPayload } from "./fetch_payload.ts";
@@ -27,11 +28,18 @@ function parseId(raw: string): string {
   return parsed.data.toLowerCase();
 }
 
+/** The caller; anon keys own no messages and RLS grants them nothing, so 401 (as tool-invoke answers). */
+async function messageReader(c: Context): Promise<Caller> {
+  const caller = await authenticate(c);
+  if (caller.role === "anon") throw new BusError(401, "unauthorized", "A user or service_role token is required");
+  return caller;
+}
+
 export const app = createApp("message-fetch");
 addHealthRoute(app, "message-fetch");
 
 app.get("/", async (c) => {
-  const caller = await authenticate(c);
+  const caller = await messageReader(c);
   const q = listQuery.safeParse({ since: c.req.query("since"), limit: c.req.query("limit") });
   if (!q.success) {
     throw badRequest("Invalid query", {
@@ -43,7 +51,7 @@ app.get("/", async (c) => {
 });
 
 app.get("/:id/meta", async (c) => {
-  const caller = await authenticate(c);
+  const caller = await messageReader(c);
   const id = parseId(c.req.param("id"));
   const row = await readMeta(db(), caller, id);
   if (!row) throw new BusError(404, "not_found", `No message ${id}`);
@@ -51,6 +59,6 @@ app.get("/:id/meta", async (c) => {
 });
 
 app.get("/:id", async (c) => {
-  const caller = await authenticate(c);
+  const caller = await messageReader(c);
   return await fetchPayload(c, db(), caller, parseId(c.req.param("id")));
 });
