@@ -62,7 +62,8 @@ comment on table public.message_bus is
 comment on column public.message_bus.checksum is 'sha256:<hex> of the payload exactly as received from the provider (before compression).';
 comment on column public.message_bus.payload_size_bytes is 'Size of the payload as received (raw).';
 comment on column public.message_bus.stored_size_bytes is 'Size of the stored bytes (after compression when compression = gzip).';
-comment on column public.message_bus.updated_at is 'Last status change; the catch-up list orders by it.';
+comment on column public.message_bus.updated_at is
+  'Last status change (clock_timestamp(), i.e. when the change was made, not when its transaction began: a 100 MB store takes seconds); the catch-up list orders by it.';
 
 create index message_bus_owner_updated on public.message_bus (owner_id, updated_at, transaction_id);
 create index message_bus_expires_at on public.message_bus (expires_at) where payload_deleted_at is null;
@@ -170,7 +171,7 @@ begin
     status = 'completed', payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
     compression = p_compression, checksum = p_checksum, chunk_count = p_chunk_count,
     finish_reason = p_finish_reason, usage = p_usage, model = coalesce(p_model, model),
-    provider_ms = p_provider_ms, write_ms = p_write_ms, completed_at = now(), updated_at = now(),
+    provider_ms = p_provider_ms, write_ms = p_write_ms, completed_at = clock_timestamp(), updated_at = clock_timestamp(),
     metadata = metadata || coalesce(p_metadata, '{}'::jsonb)
   where transaction_id = p_transaction_id and status = 'pending'
   returning * into v_row;
@@ -191,7 +192,7 @@ declare
 begin
   delete from public.message_bus_chunks where transaction_id = p_transaction_id;
   update public.message_bus set status = 'failed', error = p_error, provider_ms = coalesce(p_provider_ms, provider_ms),
-         completed_at = now(), updated_at = now()
+         completed_at = clock_timestamp(), updated_at = clock_timestamp()
   where transaction_id = p_transaction_id and status = 'pending'
   returning * into v_row;
   if v_row.transaction_id is null then

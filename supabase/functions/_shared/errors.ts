@@ -18,7 +18,7 @@ export class BusError extends Error {
 
   /** The JSON body: `{ error: { code, message, ...details }, ...extra }`. */
   toBody(): Record<string, unknown> {
-    return { error: { code: this.code, message: this.message, ...this.details }, ...this.extra };
+    return { error: { ...this.details, code: this.code, message: this.message }, ...this.extra };
   }
 }
 

@@ -134,5 +134,8 @@ async function writeGzip(source: AsyncIterable<Uint8Array>, append: (b: Uint8Arr
     const last = chunker.flush();
     if (last) await append(last);
   })();
+  // A failed append must also stop the feeding side (blocked on backpressure otherwise), which cancels the
+  // provider's body through the for-await.
+  draining.catch((err) => writer.abort(err).catch((abortErr) => console.error(`aborting gzip: ${abortErr}`)));
   await Promise.all([feeding, draining]);
 }

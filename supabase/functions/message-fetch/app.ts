@@ -46,7 +46,7 @@ app.get("/", async (c) => {
       issues: q.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
     });
   }
-  const rows = await listMeta(db(), caller, new Date(q.data.since), q.data.limit);
+  const rows = await listMeta(db(), caller, q.data.since, q.data.limit);
   return c.json({ messages: rows.map(metaBody) });
 });
 

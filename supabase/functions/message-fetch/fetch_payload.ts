@@ -8,11 +8,13 @@ import { BusError } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
-import { metaBody, type MetaRow, readMeta } from "./meta.ts";
+import { markRetrieved, metaBody, type MetaRow, readMeta } from "./meta.ts";
 
 /** Answers a payload request. */
 export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
-  const meta = await readMeta(sql, caller, id, true);
+  // A conditional request counts as a retrieval only when it gets the bytes (not on 304).
+  const conditional = c.req.header("if-none-match") !== undefined;
+  const meta = await readMeta(sql, caller, id, !conditional);
   if (!meta) throw new BusError(404, "not_found", `No message ${id}`);
   if (meta.status === "expired") throw gone(meta);
   if (meta.status === "pending") return c.json({ transaction_id: id, status: "pending" }, 202);
@@ -30,20 +32,24 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
     compression: meta.compression!,
   };
   const hex = stored.checksum.slice("sha256:".length);
-  const etag = `"${hex}"`;
+  const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
+  // Validators describe the representation sent (RFC 9110 §8.8.3, RFC 9530): the identity bytes carry the
+  // checksum as ETag and Repr-Digest; a gzip answer gets its own ETag and no Repr-Digest (the digest of the gzip
+  // bytes is not stored). X-Checksum always names the checksum of the decoded payload.
+  const etag = gzipOut ? `"${hex}-gzip"` : `"${hex}"`;
   const headers = new Headers({
     "content-type": meta.content_type ?? "application/octet-stream",
     etag,
-    "repr-digest": `sha-256=:${hexToBase64(hex)}:`,
     "x-transaction-id": id,
     "x-checksum": stored.checksum,
     // no-transform: the runtime must not re-compress what is already verified (or already gzip).
     "cache-control": "private, no-transform",
     vary: "accept-encoding",
   });
+  if (!gzipOut) headers.set("repr-digest", `sha-256=:${hexToBase64(hex)}:`);
   if (matchesEtag(c.req.header("if-none-match"), etag)) return new Response(null, { status: 304, headers });
+  if (conditional) await markRetrieved(sql, caller, id);
 
-  const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
   headers.set("content-length", String(gzipOut ? meta.stored_size_bytes : meta.payload_size_bytes));
   if (gzipOut) headers.set("content-encoding", "gzip");
 

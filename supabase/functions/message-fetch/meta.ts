@@ -18,7 +18,8 @@ export interface MetaRow {
   usage: Record<string, unknown> | null;
   error: Record<string, unknown> | null;
   created_at: Date;
-  updated_at: Date;
+  /** ISO 8601 with microseconds: a `since` cursor must not lose precision. */
+  updated_at: string;
   completed_at: Date | null;
   expires_at: Date;
   retrieved_at: Date | null;
@@ -28,7 +29,8 @@ export interface MetaRow {
 }
 
 const COLUMNS = `transaction_id, status, tool, provider, model, session_id, checksum, payload_size_bytes,
-  stored_size_bytes, compression, chunk_count, finish_reason, usage, error, created_at, updated_at, completed_at,
+  stored_size_bytes, compression, chunk_count, finish_reason, usage, error, created_at,
+  to_char(updated_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_at, completed_at,
   expires_at, retrieved_at, retrieved_count, watcher`;
 
 /** One message's metadata, or undefined when it does not exist or is not the caller's. */
@@ -49,13 +51,18 @@ export async function readMeta(
   }, sql);
 }
 
+/** Counts one retrieval of a completed message by the caller. */
+export async function markRetrieved(sql: Sql, caller: Caller, id: string): Promise<void> {
+  await asCaller(caller, (tx) => tx`select bus.mark_retrieved(${id}::uuid)`, sql);
+}
+
 /** The caller's messages changed after `since`, oldest change first (for catching up after a disconnect). */
-export async function listMeta(sql: Sql, caller: Caller, since: Date, limit: number): Promise<MetaRow[]> {
+export async function listMeta(sql: Sql, caller: Caller, since: string, limit: number): Promise<MetaRow[]> {
   return await asCaller(caller, (tx) =>
     tx.unsafe<MetaRow[]>(
-      `select ${COLUMNS}, null as content_type from public.message_bus_meta
-       where updated_at > $1 order by updated_at, transaction_id limit $2`,
-      [since.toISOString(), limit],
+      `select ${COLUMNS}, null as content_type from public.message_bus_meta m
+       where m.updated_at > $1::timestamptz order by m.updated_at, transaction_id limit $2`,
+      [since, limit],
     ), sql);
 }
 
@@ -76,7 +83,7 @@ export function metaBody(row: MetaRow) {
     usage: row.usage,
     error: row.error,
     created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at),
+    updated_at: row.updated_at,
     completed_at: row.completed_at ? iso(row.completed_at) : null,
     expires_at: iso(row.expires_at),
     retrieved_at: row.retrieved_at ? iso(row.retrieved_at) : null,

@@ -35,7 +35,7 @@ export async function executeMessage(a: ExecuteArgs): Promise<MessageRow> {
     const providerMs = Math.round(performance.now() - started);
     const error = describeProviderError(err, a.provider);
     await failMessage(a.sql, a.transactionId, error, providerMs);
-    throw new BusError(502, "provider_failed", String(error.message), error, failedExtra(a.transactionId));
+    throw new BusError(502, String(error.code), String(error.message), error, failedExtra(a.transactionId));
   }
   const providerMs = Math.round(performance.now() - started);
 

@@ -137,7 +137,7 @@ function answerExisting(c: Context, row: MessageRow): Response {
   if (row.status === "pending") return c.json({ transaction_id: row.transaction_id, status: "pending" }, 202);
   if (row.status === "failed") {
     const error = row.error ?? {};
-    const status = error.code === "payload_too_large" ? 413 : 502;
+    const status = error.code === "payload_too_large" ? 413 : error.code === "storage_failed" ? 500 : 502;
     throw new BusError(status, String(error.code ?? "provider_failed"), String(error.message ?? "failed"), error, {
       transaction_id: row.transaction_id,
       status: "failed",
