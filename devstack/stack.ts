@@ -16,6 +16,7 @@ import { startPgNetWorker } from "./pg_net/worker.ts";
 import { createRealtime } from "./realtime/server.ts";
 import { serveProviderStandin } from "./provider/server.ts";
 import { renderBanner } from "./banner.ts";
+import { createDashboard } from "./dashboard.ts";
 
 export interface StackOptions {
   /** Repository root (holds supabase/ and .env). */
@@ -107,6 +108,7 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
       jwtSecret: settings.JWT_SECRET,
       keys,
       realtime: realtime.fetch,
+      dashboard: createDashboard(log),
       log,
     });
     const server = Deno.serve({ hostname: "127.0.0.1", port: settings.API_PORT, onListen: () => {} }, gateway.fetch);

@@ -11,6 +11,8 @@ import { spawnStack, type StackProcess } from "./testing/stack_process.ts";
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const DENO = Deno.execPath();
 const only = Deno.args.filter((a) => !a.startsWith("-"));
+const onlyBrowser = only.filter((a) => a.endsWith(".mjs"));
+const onlyDeno = only.filter((a) => !a.endsWith(".mjs"));
 const results: Array<{ suite: string; passed: number; failed: number; ok: boolean }> = [];
 
 function heading(text: string) {
@@ -71,8 +73,10 @@ try {
   console.log(`stack up: ${stack.apiUrl} (db ${stack.dbUrl})`);
   const env = stack.testEnv();
 
-  const testPaths = only.length ? only : tsDirs;
-  await runStep("deno test", DENO, ["test", "-A", "--no-check=remote", ...testPaths], env, denoCounts);
+  const testPaths = only.length ? onlyDeno : tsDirs;
+  if (testPaths.length) {
+    await runStep("deno test", DENO, ["test", "-A", "--no-check=remote", ...testPaths], env, denoCounts);
+  }
 
   if (only.length === 0) {
     const pgEnv = {
@@ -96,13 +100,13 @@ try {
       pgEnv,
       proveCounts,
     );
-    const browserTests = listFiles(`${ROOT}/tests/browser`, ".test.mjs");
-    if (browserTests.length) {
-      await runStep("browser tests (node --test)", "node", ["--test", ...browserTests], {
-        ...env,
-        PATH: Deno.env.get("PATH") ?? "",
-      }, nodeCounts);
-    }
+  }
+  const browserTests = only.length ? onlyBrowser : listFiles(`${ROOT}/tests/browser`, ".test.mjs");
+  if (browserTests.length) {
+    await runStep("browser tests (node --test)", "node", ["--test", ...browserTests], {
+      ...env,
+      PATH: Deno.env.get("PATH") ?? "",
+    }, nodeCounts);
   }
 } catch (err) {
   console.error(`\n${err instanceof Error ? err.stack : err}`);

@@ -18,6 +18,8 @@ export interface GatewayOptions {
   keys: StackKeys;
   /** Handles `/realtime/v1/*`; 404 when absent. */
   realtime?: FetchHandler;
+  /** Handles `/dashboard/*` (the local copy of the static dashboard); 404 when absent. */
+  dashboard?: FetchHandler;
   /** Time to first byte before 504 (hosted: 150 s, §1.7). */
   requestTimeoutMs?: number;
   log?: (msg: string) => void;
@@ -84,6 +86,9 @@ export async function createGateway(opts: GatewayOptions): Promise<{
     try {
       if (url.pathname.startsWith("/functions/v1/")) return await handleFunction(req, url);
       if (url.pathname.startsWith("/realtime/v1/") && opts.realtime) return await opts.realtime(req);
+      if ((url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/")) && opts.dashboard) {
+        return await opts.dashboard(req);
+      }
       return json({ message: "no Route matched with those values" }, 404);
     } catch (err) {
       log(`gateway: ${req.method} ${url.pathname} failed: ${err instanceof Error ? err.stack : err}`);

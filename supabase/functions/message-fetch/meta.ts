@@ -24,6 +24,8 @@ export interface MetaRow {
   expires_at: Date;
   retrieved_at: Date | null;
   retrieved_count: number;
+  provider_ms: number | null;
+  write_ms: number | null;
   watcher: { verdict: string; findings: Array<{ code: string; message: string }> } | null;
   content_type: string | null;
 }
@@ -31,7 +33,7 @@ export interface MetaRow {
 const COLUMNS = `transaction_id, status, tool, provider, model, session_id, checksum, payload_size_bytes,
   stored_size_bytes, compression, chunk_count, finish_reason, usage, error, created_at,
   to_char(updated_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_at, completed_at,
-  expires_at, retrieved_at, retrieved_count, watcher`;
+  expires_at, retrieved_at, retrieved_count, provider_ms, write_ms, watcher`;
 
 /** One message's metadata, or undefined when it does not exist or is not the caller's. */
 export async function readMeta(
@@ -88,6 +90,8 @@ export function metaBody(row: MetaRow) {
     expires_at: iso(row.expires_at),
     retrieved_at: row.retrieved_at ? iso(row.retrieved_at) : null,
     retrieved_count: row.retrieved_count,
+    provider_ms: row.provider_ms,
+    write_ms: row.write_ms,
     watcher: row.watcher,
   };
 }
