@@ -9,7 +9,15 @@ import type { HttpConfig } from "./http.ts";
 import { fetchPayload, getMeta, invoke, listMeta } from "./operations.ts";
 import { type CallOptions, callTool } from "./call.ts";
 import { type SubscribeOptions, Subscription } from "./subscribe.ts";
-import type { CallResult, FetchedPayload, InvokeRequest, InvokeResponse, ListOptions, MessageMeta, ResultOf } from "./types.ts";
+import type {
+  CallResult,
+  FetchedPayload,
+  InvokeRequest,
+  InvokeResponse,
+  ListOptions,
+  MessageMeta,
+  ResultOf,
+} from "./types.ts";
 
 /** Options of {@link createBusClient}. */
 export interface BusClientOptions {
@@ -99,7 +107,10 @@ export class BusClient<Throw extends boolean = false> {
    * checksum). A mismatch is a `ChecksumMismatchError` and no bytes are returned. With `onChunk`, chunks are handed
    * on as they arrive (not collected) — they count as verified only once the call returns without error.
    */
-  fetch(id: string, opts: { signal?: AbortSignal; onChunk?: (c: Uint8Array) => void | Promise<void>; expectedChecksum?: string } = {}) {
+  fetch(
+    id: string,
+    opts: { signal?: AbortSignal; onChunk?: (c: Uint8Array) => void | Promise<void>; expectedChecksum?: string } = {},
+  ) {
     return this.#run<FetchedPayload>(() => fetchPayload(this.#http, id, opts));
   }
 
@@ -137,8 +148,9 @@ export class BusClient<Throw extends boolean = false> {
     return this.#run<CallResult>(() => callTool(this, req, opts));
   }
 
-  /** Leaves the channel and closes the socket. */
+  /** Ends every subscription (their iterations report done), leaves the channel and closes the socket. */
   async close(): Promise<void> {
+    await this.#feed.close();
     await this.supabase.removeAllChannels();
     await this.supabase.realtime.disconnect();
   }
@@ -170,5 +182,8 @@ export function userIdOf(jwt: string): string {
   } catch (err) {
     throw new BusClientError("The access token is not a JWT", ErrorCode.InvalidArgument, { cause: err });
   }
-  throw new BusClientError("The access token has no sub claim: subscribing needs a user token", ErrorCode.InvalidArgument);
+  throw new BusClientError(
+    "The access token has no sub claim: subscribing needs a user token",
+    ErrorCode.InvalidArgument,
+  );
 }

@@ -47,7 +47,10 @@ export async function callTool(client: BusClient<boolean>, req: InvokeRequest, o
         details: failure,
       });
     }
-    const { data: payload } = await bus.fetch(id, { signal: opts.signal, expectedChecksum: outcome.checksum ?? undefined });
+    const { data: payload } = await bus.fetch(id, {
+      signal: opts.signal,
+      expectedChecksum: outcome.checksum ?? undefined,
+    });
     return { transaction_id: id, status: "completed", payload };
   } finally {
     await sub.close();
@@ -63,7 +66,9 @@ async function waitForOutcome(bus: BusClient<true>, sub: Subscription | undefine
   for (;;) {
     opts.signal?.throwIfAborted();
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new BusTimeoutError(`No outcome for ${id} within ${opts.timeoutMs ?? 300_000} ms`, { transactionId: id });
+    if (remaining <= 0) {
+      throw new BusTimeoutError(`No outcome for ${id} within ${opts.timeoutMs ?? 300_000} ms`, { transactionId: id });
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tick = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), Math.min(pollMs, remaining))));
     let got: IteratorResult<BusEvent> | null;

@@ -15,6 +15,8 @@ export const ErrorCode = {
   Realtime: "realtime_error",
   InvalidResponse: "invalid_response",
   InvalidArgument: "invalid_argument",
+  /** A subscription ended (closed or aborted) before its channel was joined. */
+  Closed: "closed",
 } as const;
 
 /** Extra fields of a {@link BusClientError}. */
@@ -122,5 +124,6 @@ export class RealtimeError extends BusClientError {
 
 /** True for every error the SDK returns, even from another copy of the SDK. */
 export function isBusClientError(error: unknown): error is BusClientError {
-  return typeof error === "object" && error !== null && (error as { __isBusClientError?: unknown }).__isBusClientError === true;
+  return typeof error === "object" && error !== null &&
+    (error as { __isBusClientError?: unknown }).__isBusClientError === true;
 }

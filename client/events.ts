@@ -9,7 +9,9 @@ const VERDICTS = new Set<string>(["ok", "warning", "error"]);
 
 type Json = Record<string, unknown>;
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
-const num = (v: unknown): number | null => (typeof v === "number" ? v : typeof v === "string" && v !== "" ? Number(v) : null);
+const num = (
+  v: unknown,
+): number | null => (typeof v === "number" ? v : typeof v === "string" && v !== "" ? Number(v) : null);
 
 /** A pushed event, or null when the payload is not one (it is then ignored). */
 export function eventFromBroadcast(name: string, payload: unknown): BusEvent | null {

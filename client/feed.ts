@@ -30,6 +30,8 @@ export interface FeedListener {
   joined(): void;
   /** The feed gave up (the join was refused); the listener is removed. */
   failed(err: BusClientError): void;
+  /** The client was closed; the listener is removed. */
+  ended(): void;
 }
 
 const PAGE = 1000;
@@ -75,6 +77,14 @@ export class Feed {
   async remove(listener: FeedListener): Promise<void> {
     if (!this.#listeners.delete(listener) || this.#listeners.size > 0) return;
     await this.#stop();
+  }
+
+  /** Ends every listener (their iterations report done) and leaves the channel. */
+  async close(): Promise<void> {
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    if (listeners.length) await this.#stop();
+    for (const l of listeners) l.ended();
   }
 
   #start(): void {
@@ -160,10 +170,11 @@ export class Feed {
     this.#deliver([event]);
   }
 
-  #deliver(events: BusEvent[], to: Iterable<FeedListener> = this.#listeners): void {
+  /** Hands events on; those for every listener also move the watermark (a listener's own `since` does not). */
+  #deliver(events: BusEvent[], to?: FeedListener[]): void {
     for (const e of events) {
-      if (e.type === "message") this.#watermark = Math.max(this.#watermark ?? 0, Date.parse(e.updated_at));
-      for (const l of [...to]) l.event(e);
+      if (!to && e.type === "message") this.#watermark = Math.max(this.#watermark ?? 0, Date.parse(e.updated_at));
+      for (const l of to ?? [...this.#listeners]) l.event(e);
     }
   }
 

@@ -79,7 +79,11 @@ export async function apiError(res: Response, transactionId?: string): Promise<B
       status: res.status,
     });
   }
-  return new BusApiError(message, code, { status: res.status, transactionId: id, details: { ...inner, ...extra(body) } });
+  return new BusApiError(message, code, {
+    status: res.status,
+    transactionId: id,
+    details: { ...inner, ...extra(body) },
+  });
 }
 
 /** Top-level fields next to `error` (e.g. `status: "failed"`), kept in the details. */

@@ -57,10 +57,13 @@ export async function fetchPayload(
   const res = await send(http, `message-fetch/${id}`, { signal: opts.signal });
   if (res.status === 202) {
     await res.body?.cancel();
-    throw new BusApiError(`Message ${id} is still pending`, ErrorCode.MessagePending, { status: 202, transactionId: id });
+    throw new BusApiError(`Message ${id} is still pending`, ErrorCode.MessagePending, {
+      status: 202,
+      transactionId: id,
+    });
   }
   if (res.status !== 200) throw await apiError(res, id);
-  const expected = [opts.expectedChecksum];
+  const expected: Array<string | null | undefined> = [opts.expectedChecksum];
   if (!res.headers.has("etag") && !res.headers.has("repr-digest") && !res.headers.has("x-checksum")) {
     expected.push((await getMeta(http, id, opts.signal)).checksum);
   }
@@ -96,6 +99,9 @@ function payload(
 
 function checkId(id: string): void {
   if (!UUID.test(id)) {
-    throw new BusClientError(`Expected a transaction id (a UUID), got ${JSON.stringify(id)}`, ErrorCode.InvalidArgument);
+    throw new BusClientError(
+      `Expected a transaction id (a UUID), got ${JSON.stringify(id)}`,
+      ErrorCode.InvalidArgument,
+    );
   }
 }

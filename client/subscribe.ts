@@ -3,7 +3,7 @@
  * client's shared {@link Feed}. Each event is yielded once per (transaction_id, status), whether it was pushed
  * or found by a catch-up after a reconnect; a status older than one already yielded for a message is dropped.
  */
-import { BusClientError } from "./errors.ts";
+import { BusClientError, ErrorCode } from "./errors.ts";
 import { EventDeduper } from "./events.ts";
 import type { Feed, FeedListener } from "./feed.ts";
 import type { BusEvent } from "./types.ts";
@@ -35,14 +35,16 @@ export class Subscription implements AsyncIterableIterator<BusEvent>, FeedListen
   #done = false;
   #closed = false;
   readonly #signal?: AbortSignal;
-  readonly #onAbort = () => void this.close();
+  readonly #onAbort = () => {
+    this.close().catch((err) => console.error(`[bus client] leaving the channel after abort failed: ${err}`));
+  };
 
   constructor(feed: Feed, opts: SubscribeOptions = {}) {
     this.#feed = feed;
     this.#signal = opts.signal;
     if (opts.signal?.aborted) {
       this.#done = this.#closed = true;
-      this.#settleReady(new BusClientError("The subscription was aborted before it started", "aborted"));
+      this.#settleReady(new BusClientError("The subscription was aborted before it started", ErrorCode.Closed));
       return;
     }
     opts.signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -63,7 +65,10 @@ export class Subscription implements AsyncIterableIterator<BusEvent>, FeedListen
   #settleReady(outcome: "joined" | BusClientError): void {
     if (this.#joinOutcome) return;
     this.#joinOutcome = outcome;
-    for (const w of this.#readyWaiters.splice(0)) outcome === "joined" ? w.resolve() : w.reject(outcome);
+    for (const w of this.#readyWaiters.splice(0)) {
+      if (outcome === "joined") w.resolve();
+      else w.reject(outcome);
+    }
   }
 
   /** @internal FeedListener: a pushed or caught-up event. */
@@ -85,6 +90,12 @@ export class Subscription implements AsyncIterableIterator<BusEvent>, FeedListen
     this.#error = err;
     this.#finish();
     for (const w of this.#waiters.splice(0)) w.reject(err);
+  }
+
+  /** @internal FeedListener: the client was closed. */
+  ended(): void {
+    this.#closed = true;
+    this.#end();
   }
 
   /** The next event; waits for one. Throws the feed's error once, then reports done. */
@@ -115,11 +126,17 @@ export class Subscription implements AsyncIterableIterator<BusEvent>, FeedListen
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#settleReady(new BusClientError("The subscription was closed before the channel was joined", "closed"));
+    this.#end();
+    await this.#feed.remove(this);
+  }
+
+  #end(): void {
+    this.#settleReady(
+      new BusClientError("The subscription was closed before the channel was joined", ErrorCode.Closed),
+    );
     this.#finish();
     this.#queue.length = 0;
     for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
-    await this.#feed.remove(this);
   }
 
   #finish(): void {

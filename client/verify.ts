@@ -20,6 +20,9 @@ let nodeCrypto: Promise<NodeCrypto | null> | undefined;
 
 /** node:crypto where the runtime has it (Deno, Node), else null (browsers). */
 function loadNodeCrypto(): Promise<NodeCrypto | null> {
+  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+  // Browsers would log a failed module load for the attempt: do not try there.
+  if (!g.Deno && !g.process?.versions?.node) return Promise.resolve(null);
   // A computed specifier, so that browser bundlers do not try to resolve node:crypto.
   const specifier = ["node", "crypto"].join(":");
   nodeCrypto ??= import(specifier).then(
@@ -37,7 +40,10 @@ export async function createSha256(opts: { webCryptoOnly?: boolean } = {}): Prom
   const nodeMod = opts.webCryptoOnly ? null : await loadNodeCrypto();
   if (nodeMod) {
     const hash = nodeMod.createHash("sha256");
-    return { update: (chunk) => void hash.update(chunk), digest: () => Promise.resolve(`sha256:${hash.digest("hex")}`) };
+    return {
+      update: (chunk) => void hash.update(chunk),
+      digest: () => Promise.resolve(`sha256:${hash.digest("hex")}`),
+    };
   }
   const parts: Uint8Array[] = [];
   return {
@@ -53,9 +59,13 @@ export async function createSha256(opts: { webCryptoOnly?: boolean } = {}): Prom
 /** The checksums an answer states, each as `sha256:<hex>`, with where they came from. Unparseable ones are skipped. */
 export function statedChecksums(headers: Headers): Array<{ from: string; checksum: string }> {
   const out: Array<{ from: string; checksum: string }> = [];
-  const etag = /^(?:W\/)?"([0-9a-f]{64})"$/i.exec(headers.get("etag")?.trim() ?? "");
+  // message-fetch tags a gzip-coded answer "<hex>-gzip": a different representation, the same decoded bytes.
+  const etag = /^(?:W\/)?"([0-9a-f]{64})(?:-gzip)?"$/i.exec(headers.get("etag")?.trim() ?? "");
   if (etag) out.push({ from: "etag", checksum: `sha256:${etag[1].toLowerCase()}` });
-  const digest = /(?:^|,)\s*sha-256=:([A-Za-z0-9+/]{43}=):/i.exec(headers.get("repr-digest") ?? "");
+  // RFC 9530: Repr-Digest covers the representation, content coding included; only an unencoded one is the payload.
+  const coding = headers.get("content-encoding")?.trim().toLowerCase();
+  const coded = !!coding && coding !== "identity";
+  const digest = coded ? null : /(?:^|,)\s*sha-256=:([A-Za-z0-9+/]{43}=):/i.exec(headers.get("repr-digest") ?? "");
   if (digest) out.push({ from: "repr-digest", checksum: `sha256:${toHex(fromBase64(digest[1]))}` });
   const header = /^sha256:([0-9a-f]{64})$/i.exec(headers.get("x-checksum")?.trim() ?? "");
   if (header) out.push({ from: "x-checksum", checksum: `sha256:${header[1].toLowerCase()}` });
@@ -98,13 +108,19 @@ export async function readVerified(
   const hash = await createSha256({ webCryptoOnly: opts.webCryptoOnly });
   const parts: Uint8Array[] = [];
   let size = 0;
-  if (res.body) {
-    for await (const chunk of res.body) {
-      hash.update(chunk);
-      size += chunk.byteLength;
-      if (opts.onChunk) await opts.onChunk(chunk);
-      else parts.push(chunk);
+  // A reader loop rather than `for await`: not every browser can iterate a ReadableStream.
+  const reader = res.body?.getReader();
+  try {
+    for (let r = await reader?.read(); r && !r.done; r = await reader!.read()) {
+      hash.update(r.value);
+      size += r.value.byteLength;
+      if (opts.onChunk) await opts.onChunk(r.value);
+      else parts.push(r.value);
     }
+  } catch (err) {
+    // Stop the download too (e.g. onChunk could not write); the original error is what the caller needs.
+    await reader?.cancel(err).catch((cancelErr) => console.warn(`[bus client] cancelling the body: ${cancelErr}`));
+    throw err;
   }
   const actual = await hash.digest();
   const wrong = expected.find((e) => e.checksum !== actual);
