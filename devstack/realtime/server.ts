@@ -58,6 +58,18 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
     throw err;
   });
 
+  // §3.1: hosted Realtime drops messages older than 72 hours (daily partitions); the stand-in deletes them hourly.
+  const pruneOld = async () => {
+    try {
+      const rows = await sql`delete from realtime.messages where inserted_at < now() - interval '72 hours'`;
+      if (rows.count > 0) log(`pruned ${rows.count} realtime.messages rows older than 72 hours`);
+    } catch (err) {
+      log(`pruning realtime.messages failed (retried in an hour): ${err instanceof Error ? err.message : err}`);
+    }
+  };
+  await pruneOld();
+  const pruneTimer = setInterval(pruneOld, 3_600_000);
+
   async function upgrade(req: Request, url: URL): Promise<Response> {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "Expected a WebSocket upgrade request" }, { status: 400 });
@@ -101,6 +113,7 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(pruneTimer);
       for (const conn of connections) conn.close();
       await Promise.all([...connections].map((c) => c.idle()));
       connections.clear();
