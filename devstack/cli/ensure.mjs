@@ -65,7 +65,15 @@ export function ensureSystemPackages({ forTests }) {
  */
 export async function runDeno(args, { watchParent = false } = {}) {
   const { spawn } = await import("node:child_process");
-  const child = spawn(DENO, args, { cwd: ROOT, stdio: [watchParent ? "pipe" : "inherit", "inherit", "inherit"] });
+  // Deno takes its dependencies from import_map.json; package.json only installs Node tooling (Deno itself,
+  // playwright-core). Without this, Deno would also resolve package.json's packages, and the `deno` package lists
+  // platform builds the registry does not always have (e.g. @deno/darwin-arm64@2.9.6).
+  const env = { ...process.env, DENO_NO_PACKAGE_JSON: "1" };
+  const child = spawn(DENO, args, {
+    cwd: ROOT,
+    env,
+    stdio: [watchParent ? "pipe" : "inherit", "inherit", "inherit"],
+  });
   const forward = (signal) => () => {
     if (child.exitCode === null) child.kill(signal);
   };
