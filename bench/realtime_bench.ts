@@ -94,7 +94,11 @@ ${MESSAGES} messages 10 ms apart per row.
 
 | subscribers | callbacks | lost | p50 | p95 | p99 |
 | --- | --- | --- | --- | --- | --- |
-${results.map((r) => `| ${r.subscribers} | ${r.n} | ${r.lost} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`).join("\n")}
+${
+    results.map((r) => `| ${r.subscribers} | ${r.n} | ${r.lost} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`).join(
+      "\n",
+    )
+  }
 
 Target (local): p50 ≤ 10 ms, p95 ≤ 30 ms. Hosted broadcast-from-database for comparison: 46 ms median, 132 ms p95
 (anchors.md §6.1).

@@ -31,7 +31,7 @@ select columns_are('public', 'message_bus', array[
   'finish_reason', 'usage', 'error', 'provider_ms', 'write_ms', 'created_at', 'updated_at', 'completed_at',
   'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata'
 ], 'message_bus has exactly the expected columns');
-select columns_are('public', 'message_bus_chunks', array['transaction_id', 'seq', 'owner_id', 'data'],
+select columns_are('public', 'message_bus_chunks', array['transaction_id', 'seq', 'owner_id', 'data', 'expires_at'],
   'message_bus_chunks has exactly the expected columns');
 select columns_are('public', 'message_bus_meta', array[
   'transaction_id', 'owner_id', 'status', 'tool', 'provider', 'model', 'session_id', 'checksum',

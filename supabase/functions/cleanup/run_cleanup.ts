@@ -2,14 +2,21 @@
  * One cleanup run: rounds of `bus.run_cleanup` (one short transaction each, at most CLEANUP_ROUND_MS) until no work
  * is left or CLEANUP_BUDGET_MS is spent, then one row in bus.maintenance_log with the totals. A run cut short by
  * its budget says so (`complete: false`); the next run carries on.
+ *
+ * Expired payloads are deleted first, flat out (cheap: migration 450). Marking the metadata rows expired costs a row
+ * update each (and a realtime event), so once the payloads are gone the rounds are paced: CLEANUP_PAUSE_MS between
+ * rounds leaves concurrent writers room (bench/RESULTS.md, "Cleanup").
  */
 import { asService, type Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
 
 export interface CleanupCounts {
+  /** Metadata rows marked expired. */
   expired: number;
   purged: number;
   reaped: number;
+  /** Stored chunks of expired messages deleted. */
+  payload_chunks_deleted: number;
   http_responses_deleted: number;
   cron_runs_deleted: number;
   bookkeeping_deleted: number;
@@ -24,54 +31,51 @@ export interface CleanupResult extends CleanupCounts {
   run_id: number;
 }
 
-type Round = CleanupCounts & { more: boolean };
+type Round = CleanupCounts & { more: boolean; payloads_left: boolean };
 
 const KEYS = [
   "expired",
   "purged",
   "reaped",
+  "payload_chunks_deleted",
   "http_responses_deleted",
   "cron_runs_deleted",
   "bookkeeping_deleted",
 ] as const;
 
 /**
- * Runs the cleanup with the settings' retention, reaping age, batch size and budgets.
+ * Runs the cleanup with the settings' retention, reaping age, batch size, budgets and pacing.
  * @throws the database error of a failed round, after logging the run with that error.
  */
 export async function runCleanup(sql: Sql, s: Settings, job = "cleanup"): Promise<CleanupResult> {
   const startedAt = new Date();
   const started = performance.now();
-  const totals: CleanupCounts = {
-    expired: 0,
-    purged: 0,
-    reaped: 0,
-    http_responses_deleted: 0,
-    cron_runs_deleted: 0,
-    bookkeeping_deleted: 0,
-  };
+  const totals = Object.fromEntries(KEYS.map((k) => [k, 0])) as unknown as CleanupCounts;
   let rounds = 0;
   let more = true;
+  const left = () => s.CLEANUP_BUDGET_MS - (performance.now() - started);
   const log = (complete: boolean, error: string | null) =>
     asService((tx) =>
       tx<{ id: string }[]>`select bus.log_maintenance(${job}, ${startedAt}, ${rounds}, ${complete},
                                                       ${tx.json(totals as never)}, ${error}) as id`, sql);
   try {
-    while (more) {
-      const left = s.CLEANUP_BUDGET_MS - (performance.now() - started);
-      if (left <= 0) break;
+    while (more && left() > 0) {
       const [{ round }] = await asService((tx) =>
         tx<{ round: Round }[]>`
         select bus.run_cleanup(
           make_interval(days => ${s.MESSAGE_BUS_RETENTION_DAYS}),
           make_interval(mins => ${s.MESSAGE_BUS_REAP_PENDING_MINUTES}),
           ${s.CLEANUP_BATCH_SIZE},
-          ${Math.max(1, Math.min(s.CLEANUP_ROUND_MS, Math.floor(left)))},
+          ${Math.max(1, Math.min(s.CLEANUP_ROUND_MS, Math.floor(left())))},
           make_interval(mins => ${s.CLEANUP_HTTP_RESPONSES_KEEP_MINUTES}),
-          make_interval(days => ${s.CLEANUP_CRON_HISTORY_DAYS})) as round`, sql);
+          make_interval(days => ${s.CLEANUP_CRON_HISTORY_DAYS}),
+          ${s.CLEANUP_MARK_BATCH_SIZE}) as round`, sql);
       rounds++;
-      for (const key of KEYS) totals[key] += Number(round[key]);
+      for (const key of KEYS) totals[key] += Number(round[key] ?? 0);
       more = round.more;
+      if (more && !round.payloads_left && s.CLEANUP_PAUSE_MS > 0 && left() > s.CLEANUP_PAUSE_MS) {
+        await new Promise((r) => setTimeout(r, s.CLEANUP_PAUSE_MS));
+      }
     }
   } catch (err) {
     await log(false, err instanceof Error ? err.message : String(err)).catch((logErr) =>
