@@ -121,15 +121,27 @@ Deno.test("retrieved_count counts payload fetches (not meta reads); If-None-Matc
   assert.equal(meta.json.retrieved_count, 2);
   assert.ok(meta.json.retrieved_at !== null);
 
+  // The identity representation's validator is the checksum (CONTRACT.md §5).
+  const identity = { "accept-encoding": "identity" };
   for (const tag of [`"${hex}"`, `W/"${hex}"`, `"other", "${hex}"`, "*"]) {
-    const notModified = await fetchBytes(user.token, id, { "if-none-match": tag });
+    const notModified = await fetchBytes(user.token, id, { ...identity, "if-none-match": tag });
     assert.equal(notModified.status, 304, `If-None-Match: ${tag}`);
     assert.equal(notModified.bytes.length, 0);
     assert.equal(notModified.headers.get("etag"), `"${hex}"`);
   }
-  const changed = await fetchBytes(user.token, id, { "if-none-match": `"${"0".repeat(64)}"` });
+  // The stored gzip, passed through, is another representation with its own validator (RFC 9110 §8.8.3).
+  const gzipped = { "accept-encoding": "gzip" };
+  const gzNotModified = await fetchBytes(user.token, id, { ...gzipped, "if-none-match": `"${hex}-gzip"` });
+  assert.equal(gzNotModified.status, 304);
+  assert.equal(gzNotModified.headers.get("etag"), `"${hex}-gzip"`);
+  const gzChanged = await fetchBytes(user.token, id, { ...gzipped, "if-none-match": `"${hex}"` });
+  assert.equal(gzChanged.status, 200, "the identity validator does not match the gzip representation");
+  assert.equal(sha256Hex(gzChanged.bytes), hex, "fetch decodes gzip: the decoded bytes match the checksum");
+  const changed = await fetchBytes(user.token, id, { ...identity, "if-none-match": `"${"0".repeat(64)}"` });
   assert.equal(changed.status, 200);
   assert.equal(sha256Hex(changed.bytes), hex);
+  const after = await fetchJson(user.token, `/${id}/meta`);
+  assert.equal(after.json.retrieved_count, 4, "only the two conditional requests that got the bytes counted");
 });
 
 Deno.test("410 once expires_at has passed (before any cleanup); meta and list say expired", async () => {
