@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { freePort, spawnStack } from "../devstack/testing/stack_process.ts";
 import { mintUserToken } from "../devstack/keys.ts";
 import { measure } from "./proc.ts";
+import { byteaType } from "../supabase/functions/_shared/bytea.ts";
 import { ms, quantile, writeResults } from "./results.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -56,7 +57,8 @@ const stack = await spawnStack({
   log,
   env: { KIMI_API_KEY: "bench-key", KIMI_BASE_URL: standinUrl, DEVSTACK_PG_FAST: "0" },
 });
-const sql = postgres(stack.dbUrl, { prepare: false, max: 2, onnotice: () => {} });
+// The direct-read baseline uses the same bytea codec as the functions.
+const sql = postgres(stack.dbUrl, { prepare: false, max: 2, onnotice: () => {}, types: { bytea: byteaType } });
 const user = crypto.randomUUID();
 const token = await mintUserToken(user, stack.jwtSecret, { expiresInSeconds: 7200 });
 const auth = { authorization: `Bearer ${token}` };

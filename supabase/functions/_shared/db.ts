@@ -7,6 +7,7 @@
  */
 import postgres from "postgres";
 import { settings } from "./env.ts";
+import { byteaType } from "./bytea.ts";
 import type { Caller } from "./auth.ts";
 
 export type Sql = postgres.Sql;
@@ -22,6 +23,7 @@ export function db(): Sql {
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
+    types: { bytea: byteaType },
   });
   return client;
 }

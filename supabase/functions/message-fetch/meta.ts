@@ -48,14 +48,21 @@ export async function readMeta(
        from public.message_bus_meta m where transaction_id = $1::uuid`,
       [id],
     );
-    if (row && markRetrieved && row.status === "completed") await tx`select bus.mark_retrieved(${id}::uuid)`;
+    if (row && markRetrieved && row.status === "completed") {
+      // A retrieval count is a statistic: its commit need not wait for the WAL flush (one fsync less per fetch).
+      await tx`set local synchronous_commit = off`;
+      await tx`select bus.mark_retrieved(${id}::uuid)`;
+    }
     return row;
   }, sql);
 }
 
 /** Counts one retrieval of a completed message by the caller. */
 export async function markRetrieved(sql: Sql, caller: Caller, id: string): Promise<void> {
-  await asCaller(caller, (tx) => tx`select bus.mark_retrieved(${id}::uuid)`, sql);
+  await asCaller(caller, async (tx) => {
+    await tx`set local synchronous_commit = off`; // a statistic: see readMeta
+    await tx`select bus.mark_retrieved(${id}::uuid)`;
+  }, sql);
 }
 
 /** The caller's messages changed after `since`, oldest change first (for catching up after a disconnect). */
