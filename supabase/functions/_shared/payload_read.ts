@@ -5,7 +5,7 @@
  * it is still decompressed on the side, chunk by chunk, to verify the checksum.
  */
 import { createHash } from "node:crypto";
-import { createGunzip } from "node:zlib";
+import { createGunzip, gunzipSync } from "node:zlib";
 import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { asCaller, db, type Sql } from "./db.ts";
@@ -13,12 +13,16 @@ import type { Caller } from "./auth.ts";
 
 /** Size of the blocks a decompressed payload is streamed in. */
 const OUTPUT_BLOCK = 256 * 1024;
+/** Raw size up to which a stored gzip payload is decompressed in one call. */
+const SYNC_GUNZIP_LIMIT = 1024 * 1024;
 
 export interface StoredMeta {
   transaction_id: string;
   checksum: string;
   chunk_count: number;
   compression: "none" | "gzip";
+  /** The raw size, when known: payloads of at most one chunk are decompressed in one synchronous call. */
+  payload_size_bytes?: number;
 }
 
 /** Thrown (into the stream) when the bytes do not match the checksum. */
@@ -93,6 +97,17 @@ async function* hashedPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8A
 
 async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
   const hash = createHash("sha256");
+  if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
+    // Small payloads (the common case): one synchronous gunzip instead of a stream of 16 KiB pieces; the raw
+    // size bounds the memory it takes.
+    const stored: Uint8Array[] = [];
+    for await (const chunk of source) stored.push(chunk);
+    const raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(stored.length === 1 ? stored[0] : concat(stored));
+    hash.update(raw);
+    check(meta, hash.digest("hex"));
+    yield raw;
+    return;
+  }
   const gunzip = ReadableStream.from(source).pipeThrough(
     Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>,
   );
@@ -114,6 +129,14 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
 }
 
 async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+  if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
+    const stored: Uint8Array[] = [];
+    for await (const chunk of source) stored.push(chunk);
+    const gz = concat(stored);
+    check(meta, createHash("sha256").update(gz.length ? gunzipSync(gz) : gz).digest("hex"));
+    yield gz;
+    return;
+  }
   const hash = createHash("sha256");
   const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
   const writer = gunzip.writable.getWriter();
@@ -153,4 +176,14 @@ function check(meta: StoredMeta, hex: string): void {
     console.error(err.message);
     throw err;
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }

@@ -30,6 +30,7 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
     checksum: meta.checksum!,
     chunk_count: meta.chunk_count!,
     compression: meta.compression!,
+    payload_size_bytes: Number(meta.payload_size_bytes),
   };
   const hex = stored.checksum.slice("sha256:".length);
   const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
