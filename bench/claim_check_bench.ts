@@ -238,6 +238,19 @@ payload size, not the bytes on the wire.)
 
 Round trip intact (sha256 of the fetched body = checksum). Targets: ≤ 2000 ms CPU per function request, peak
 growth ≤ 64 MB.
+
+### Decisions these figures drove (2026-11-21, same machine)
+
+- gzip level 6 → 1: a 100 MB invoke cost 3430 ms CPU at level 6 (zlib alone: 2944 ms per 100 MB, 13.7 MB out);
+  level 1 compresses the same 100 MB in 246 ms to 29.8 MB.
+- bytea codec: postgres.js decodes \`\\x…\` hex with \`Buffer\` (25.5 ms per 3 MiB in Deno); \`Uint8Array.fromHex\`
+  takes 2.1 ms. The direct SQL read of 10 MB went from 272 to ~550 MB/s, message-fetch 120 → 175 MB/s.
+- Read-ahead of one chunk, 256 KiB output blocks, and synchronous gunzip for payloads ≤ 1 MiB: 10 MB fetch
+  0.23 → 0.31 × loopback. Not the 0.7 target: a 1 MB fetch spends ~3 ms on metadata (RLS transaction and the
+  retrieval count) and ~7 ms reading, decompressing and hashing before the first byte.
+- Tried and reverted: a record commit without waiting for fsync on sync invokes (no change in added p50, 7.6 ms).
+  The added latency includes what every invoke sets off in the same process and database: the Realtime event
+  of each status change and the watcher's webhook, queue row and check.
 `;
   await writeResults("claim-check", md, { overhead, rates, roundTrip });
   console.log(md);
