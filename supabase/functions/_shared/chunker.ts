@@ -1,3 +1,5 @@
+import { concatBytes } from "./bytes.ts";
+
 /** Re-cuts a byte stream into blocks of exactly `size` bytes (the last may be shorter). */
 export class Chunker {
   #parts: Uint8Array[] = [];
@@ -25,19 +27,9 @@ export class Chunker {
   }
 
   #take(): Uint8Array {
-    const block = this.#parts.length === 1 ? this.#parts[0].slice() : concat(this.#parts, this.#length);
+    const block = this.#parts.length === 1 ? this.#parts[0].slice() : concatBytes(this.#parts);
     this.#parts = [];
     this.#length = 0;
     return block;
   }
-}
-
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

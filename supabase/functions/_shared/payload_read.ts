@@ -10,6 +10,7 @@ import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { asCaller, db, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Size of the blocks a decompressed payload is streamed in. */
 const OUTPUT_BLOCK = 256 * 1024;
@@ -102,7 +103,7 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
     // size bounds the memory it takes.
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
-    const raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(stored.length === 1 ? stored[0] : concat(stored));
+    const raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(concatBytes(stored));
     hash.update(raw);
     check(meta, hash.digest("hex"));
     yield raw;
@@ -132,7 +133,7 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
-    const gz = concat(stored);
+    const gz = concatBytes(stored);
     check(meta, createHash("sha256").update(gz.length ? gunzipSync(gz) : gz).digest("hex"));
     yield gz;
     return;
@@ -176,14 +177,4 @@ function check(meta: StoredMeta, hex: string): void {
     console.error(err.message);
     throw err;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

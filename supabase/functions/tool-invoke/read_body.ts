@@ -1,6 +1,7 @@
 /** Reads a JSON request body with a size cap: 413 past the cap, 400 for bad JSON (never a 500 for bad input). */
 import type { Context } from "hono";
 import { badRequest, payloadTooLarge } from "../_shared/errors.ts";
+import { concatBytes } from "../_shared/bytes.ts";
 
 /** Parses the body of `c` as JSON, refusing more than `maxBytes`. */
 export async function readJsonBody(c: Context, maxBytes: number): Promise<unknown> {
@@ -20,12 +21,7 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<unknow
     }
     parts.push(chunk);
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const p of parts) {
-    bytes.set(p, offset);
-    offset += p.length;
-  }
+  const bytes = concatBytes(parts);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -5,6 +5,7 @@
  */
 import { ChecksumMismatchError, MissingChunkError, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
 import { type Finding, finding } from "./findings.ts";
+import { concatBytes } from "../_shared/bytes.ts";
 
 /** How much of the head and of the tail is kept above the analysis cap. */
 export const EDGE_BYTES = 1024 * 1024;
@@ -43,11 +44,11 @@ export async function inspectPayload(
       bytesRead += chunk.length;
       if (whole && bytesRead > capBytes) {
         whole = false;
-        head = concat(parts).subarray(0, edgeBytes).slice();
+        head = concatBytes(parts).subarray(0, edgeBytes).slice();
         parts.length = 0;
       }
       if (whole) parts.push(chunk);
-      else if (head!.length < edgeBytes) head = concat([head!, chunk.subarray(0, edgeBytes - head!.length)]);
+      else if (head!.length < edgeBytes) head = concatBytes([head!, chunk.subarray(0, edgeBytes - head!.length)]);
       tail.push(chunk);
     }
   } catch (err) {
@@ -55,7 +56,7 @@ export async function inspectPayload(
     if (!integrity) throw err;
     return { integrity, bytesRead };
   }
-  return whole ? { bytesRead, whole: concat(parts) } : { bytesRead, head, tail: tail.bytes() };
+  return whole ? { bytesRead, whole: concatBytes(parts) } : { bytesRead, head, tail: tail.bytes() };
 }
 
 function integrityFinding(err: unknown): Finding | undefined {
@@ -94,18 +95,7 @@ class TailBuffer {
   }
 
   bytes(): Uint8Array {
-    const all = concat(this.#parts);
+    const all = concatBytes(this.#parts);
     return all.subarray(Math.max(0, all.length - this.size)).slice();
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

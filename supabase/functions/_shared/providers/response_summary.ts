@@ -3,6 +3,7 @@
  * memory: bodies up to `fullLimit` are parsed whole; for larger ones the fields are read from the last bytes,
  * where providers put `finish_reason` and `usage`.
  */
+import { concatBytes } from "../bytes.ts";
 const TAIL_BYTES = 64 * 1024;
 const HEAD_BYTES = 4096;
 
@@ -53,7 +54,7 @@ export class SummaryCollector {
   summary(): ResponseSummary {
     const decoder = new TextDecoder();
     if (this.#fullSize <= this.fullLimit) {
-      const text = decoder.decode(concat(this.#full));
+      const text = decoder.decode(concatBytes(this.#full));
       try {
         const body = JSON.parse(text);
         return {
@@ -91,14 +92,4 @@ export class SummaryCollector {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
