@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { type PgNetWorker, startPgNetWorker } from "./worker.ts";
+import { applyPlatformSql } from "../bootstrap.ts";
 
 /** A request as the test server received it. */
 export interface SeenRequest {
@@ -101,12 +102,41 @@ export interface WorkerTestContext {
   stopped: boolean;
 }
 
-const dbUrl = Deno.env.get("SUPABASE_DB_URL");
+/**
+ * The tests run their own worker, so they use a database of their own in the stack's cluster (with the platform
+ * bootstrap applied): the stack's worker serves only its own database and can never take their requests.
+ */
+const TEST_DATABASE = "pg_net_stand_in_test";
+let testDatabase: Promise<string> | undefined;
 
-/** A postgres.js client for the test database (SUPABASE_DB_URL, required). */
-export function testSql(): postgres.Sql {
-  if (!dbUrl) throw new Error("SUPABASE_DB_URL must be set to run the pg_net tests");
-  return postgres(dbUrl, { prepare: false, max: 2, onnotice: () => {} });
+/** The URL of the tests' database, created (anew) on first use in the cluster of SUPABASE_DB_URL. */
+export function testDbUrl(): Promise<string> {
+  testDatabase ??= (async () => {
+    const base = Deno.env.get("SUPABASE_DB_URL");
+    if (!base) throw new Error("SUPABASE_DB_URL must be set to run the pg_net tests");
+    const admin = postgres(base, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`drop database if exists ${TEST_DATABASE} with (force)`);
+      await admin.unsafe(`create database ${TEST_DATABASE}`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(base);
+    url.pathname = `/${TEST_DATABASE}`;
+    const sql = postgres(url.href, { max: 1, onnotice: () => {} });
+    try {
+      await applyPlatformSql(sql);
+    } finally {
+      await sql.end();
+    }
+    return url.href;
+  })();
+  return testDatabase;
+}
+
+/** A postgres.js client for the tests' database. */
+export async function testSql(): Promise<postgres.Sql> {
+  return postgres(await testDbUrl(), { prepare: false, max: 2, onnotice: () => {} });
 }
 
 /**
@@ -115,10 +145,10 @@ export function testSql(): postgres.Sql {
  */
 export function workerTest(name: string, fn: (ctx: WorkerTestContext) => Promise<void>): void {
   Deno.test(name, async () => {
-    const sql = testSql();
+    const sql = await testSql();
     const server = startTestServer();
     const logs: string[] = [];
-    const worker = await startPgNetWorker({ dbUrl: dbUrl!, log: (msg) => logs.push(msg) });
+    const worker = await startPgNetWorker({ dbUrl: await testDbUrl(), log: (msg) => logs.push(msg) });
     const ctx: WorkerTestContext = { sql, server, worker, ids: [], logs, stopped: false };
     try {
       await fn(ctx);

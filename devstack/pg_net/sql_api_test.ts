@@ -1,6 +1,6 @@
 /**
  * Tests of the SQL side of the pg_net stand-in (devstack/sql/20_pg_net.sql) against a real Postgres
- * (SUPABASE_DB_URL), copying supabase-platform.md §2.1 and §2.4. Every test runs in a transaction that is rolled
+ * (a database of their own in the cluster of SUPABASE_DB_URL), copying supabase-platform.md §2.1 and §2.4. Every test runs in a transaction that is rolled
  * back, so nothing is queued or woken.
  */
 import assert from "node:assert/strict";
@@ -9,7 +9,7 @@ import { testSql } from "./_test_fixture.ts";
 
 /** Runs `fn` inside a transaction that is always rolled back. */
 async function inRollback(fn: (tx: postgres.ReservedSql) => Promise<void>): Promise<void> {
-  const sql = testSql();
+  const sql = await testSql();
   const tx = await sql.reserve();
   try {
     await tx`begin`;
