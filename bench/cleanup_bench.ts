@@ -291,7 +291,7 @@ checkpoint):
 What this means:
 - The bulk DELETE was never the problem: the first version marked every row expired in the same pass and took
   minutes for 1,000,000 (about 27 s per 100,000 under this load, p99 ×3.8), because each metadata row update costs
-  ~10× a chunk delete and the realtime event another ~3×. Migration 450 deletes payloads first, straight from the
+  ~10× a chunk delete and the realtime event another ~3×. Migration 400 deletes payloads first, straight from the
   chunk table by its own copy of expires_at; storage is reclaimed within the target and fetch answers 410 from
   expires_at throughout.
 - Marking the rows (status, payload_deleted_at, updated_at and one realtime event each) is paced: one batch of

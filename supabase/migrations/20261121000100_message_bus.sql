@@ -74,6 +74,7 @@ create table public.message_bus_chunks (
   seq integer not null check (seq >= 0),
   owner_id uuid not null,
   data bytea not null,
+  expires_at timestamptz,
   primary key (transaction_id, seq)
 );
 alter table public.message_bus_chunks alter column data set storage external; -- already compressed or raw: skip TOAST compression
@@ -86,6 +87,10 @@ alter table public.message_bus_chunks enable row level security;
 revoke all on public.message_bus, public.message_bus_chunks from anon, authenticated;
 grant select on public.message_bus, public.message_bus_chunks to authenticated;
 grant all on public.message_bus, public.message_bus_chunks to service_role;
+
+comment on column public.message_bus_chunks.expires_at is
+  'Copy of message_bus.expires_at taken when the chunk was stored, so that cleanup can delete expired payloads without touching the metadata rows.';
+create index message_bus_chunks_expires_at on public.message_bus_chunks (expires_at);
 
 create policy "owners read their messages" on public.message_bus
   for select to authenticated using (owner_id = (select auth.uid()));
@@ -139,15 +144,18 @@ create or replace function bus.append_chunk(p_transaction_id uuid, p_seq integer
 returns void language plpgsql security definer set search_path = '' as $$
 declare
   v_owner uuid;
+  v_expires timestamptz;
 begin
-  select owner_id into v_owner from public.message_bus
+  select owner_id, expires_at into v_owner, v_expires from public.message_bus
     where transaction_id = p_transaction_id and status = 'pending' for share;
   if v_owner is null then
     raise exception 'message % is not pending', p_transaction_id using errcode = '55000';
   end if;
-  insert into public.message_bus_chunks (transaction_id, seq, owner_id, data) values (p_transaction_id, p_seq, v_owner, p_data);
+  insert into public.message_bus_chunks (transaction_id, seq, owner_id, data, expires_at)
+  values (p_transaction_id, p_seq, v_owner, p_data, v_expires);
 end $$;
-comment on function bus.append_chunk(uuid, integer, bytea) is 'Stores chunk p_seq of a pending message''s payload.';
+comment on function bus.append_chunk(uuid, integer, bytea) is
+  'Stores chunk p_seq of a pending message''s payload (with the message''s expires_at, for cleanup).';
 
 -- complete_message: the pointer becomes valid only if the chunks add up to what the writer says it wrote.
 create or replace function bus.complete_message(

@@ -285,7 +285,7 @@ insert into cron.job_run_details (jobid, command, status, start_time, end_time)
 select is(bus.trim_cron_history('7 days', 100000) >= 1, true, 'pg_cron history older than 7 days is trimmed');
 select is((select count(*)::int from cron.job_run_details where command = 'pgtap'), 1, 'recent history stays');
 
--- Payload first (migration 450): chunks carry their message's expiry and go without touching the metadata row.
+-- Payload first (migration 400, two phases): chunks carry their message's expiry and go without touching the metadata row.
 do $$ begin
   perform bus.delete_expired_payloads(100000, 600000);
   perform set_config('test.f1', pg_temp.completed(current_setting('test.bob')::uuid, 60)::text, true);
