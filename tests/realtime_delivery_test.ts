@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createClient } from "@supabase/supabase-js";
-import { adminSql, newUser, testStack } from "../devstack/testing/env.ts";
+import { adminSql, newUser, testStack, waitFor } from "../devstack/testing/env.ts";
 import {
   type BusEvent,
   BusNetworkError,
@@ -105,6 +105,12 @@ for (const vsn of VSNS) {
       const { data } = await bus.invoke(chat());
       const events = await collectUntil(sub, allCompleted([data!.transaction_id]));
       assert.ok(!events.some((e) => e.transaction_id === fake.transaction_id), "the forged event reached the SDK");
+      // The raw channel is another socket: its copies of the real events may land a moment after the SDK's.
+      await waitFor(
+        "the real events on the owner's raw channel",
+        () => Promise.resolve(forged.length >= 2 ? true : undefined),
+        5_000,
+      );
       assert.ok(forged.every((p) => (p as { transaction_id: string }).transaction_id !== fake.transaction_id));
       assert.ok(forged.length >= 2, "the owner's raw channel received the real events");
     } finally {

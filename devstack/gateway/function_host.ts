@@ -32,11 +32,6 @@ export async function drainBackgroundTasks(timeoutMs: number): Promise<number> {
   return pending.size;
 }
 
-/** The number of background tasks still running. */
-export function backgroundTaskCount(): number {
-  return pending.size;
-}
-
 /**
  * Imports `entrypoint` and returns the handler it passed to `Deno.serve`.
  * @throws Error when the module fails to import or never calls `Deno.serve`.

@@ -71,11 +71,3 @@ function secretKeys(): string[] {
     return [];
   }
 }
-
-/** The caller's user id, or 401 when the caller is not a user (anon keys cannot own messages). */
-export function requireUser(caller: Caller): string {
-  if (caller.role !== "authenticated" || !caller.sub) {
-    throw unauthorized("A user token (role authenticated) is required");
-  }
-  return caller.sub;
-}

@@ -5,7 +5,7 @@ import { createApp } from "../_shared/http.ts";
 import { addHealthRoute } from "../_shared/health.ts";
 import { settings } from "../_shared/env.ts";
 import { authenticate, type Caller } from "../_shared/auth.ts";
-import { badRequest, BusError } from "../_shared/errors.ts";
+import { badRequest, BusError, notFound } from "../_shared/errors.ts";
 import { db } from "../_shared/db.ts";
 import { fetchPayload } from "./fetch_payload.ts";
 import { listMeta, metaBody, readMeta } from "./meta.ts";
@@ -54,7 +54,7 @@ app.get("/:id/meta", async (c) => {
   const caller = await messageReader(c);
   const id = parseId(c.req.param("id"));
   const row = await readMeta(db(), caller, id);
-  if (!row) throw new BusError(404, "not_found", `No message ${id}`);
+  if (!row) throw notFound(`No message ${id}`);
   return c.json(metaBody(row), row.status === "pending" ? 202 : 200);
 });
 

@@ -4,7 +4,7 @@
  * checksum; stored gzip is passed through as `Content-Encoding: gzip` to clients that accept it.
  */
 import type { Context } from "hono";
-import { BusError } from "../_shared/errors.ts";
+import { BusError, notFound } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
@@ -15,7 +15,7 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
   // A conditional request counts as a retrieval only when it gets the bytes (not on 304).
   const conditional = c.req.header("if-none-match") !== undefined;
   const meta = await readMeta(sql, caller, id, !conditional);
-  if (!meta) throw new BusError(404, "not_found", `No message ${id}`);
+  if (!meta) throw notFound(`No message ${id}`);
   if (meta.status === "expired") throw gone(meta);
   if (meta.status === "pending") return c.json({ transaction_id: id, status: "pending" }, 202);
   if (meta.status === "failed") {
