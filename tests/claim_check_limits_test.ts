@@ -90,33 +90,42 @@ Deno.test("413 in-process (read_body.ts): declared and streamed bodies over a sm
   assert.match((await badUtf8.json()).error.message, /UTF-8/);
 });
 
-Deno.test("integrity: bytes that do not match the stored checksum are never served as a complete answer", async () => {
+Deno.test("integrity: bytes that do not match the stored checksums are never served as a complete answer", async () => {
   const { token } = await newUser();
   const small = await invoke(token, chatBody({ bytes: 5_000 }));
   const large = await invoke(token, chatBody({ bytes: 12_000_000 })); // stored gzip over two chunks
   const wrong = `sha256:${"0".repeat(64)}`;
+  const wrongStored = `sha256:${"1".repeat(64)}`;
   const sql = adminSql();
+  let smallStored: string;
   try {
     const ids = [small.json.transaction_id, large.json.transaction_id];
-    const [{ n }] = await sql<{ n: number }[]>`
-      select chunk_count as n from public.message_bus where transaction_id = ${ids[1]}::uuid`;
-    assert.ok(n >= 2, `the large payload spans chunks (${n})`);
-    await sql`update public.message_bus set checksum = ${wrong} where transaction_id = any(${ids}::uuid[])`;
+    const rows = await sql<{ n: number; compression: string; stored_checksum: string }[]>`
+      select chunk_count as n, compression, stored_checksum from public.message_bus
+      where transaction_id = any(${ids}::uuid[]) order by transaction_id`;
+    assert.deepEqual(rows.map((r) => r.compression), ["gzip", "gzip"]);
+    assert.ok(rows[1].n >= 2, `the large payload spans chunks (${rows[1].n})`);
+    smallStored = rows[0].stored_checksum;
+    await sql`update public.message_bus set checksum = ${wrong}, stored_checksum = ${wrongStored}
+              where transaction_id = any(${ids}::uuid[])`;
   } finally {
     await sql.end();
   }
   const url = (id: string) => `${testStack().functionsUrl}/message-fetch/${id}`;
 
-  // One chunk: verified before the status line, so a clean error answer.
-  for (const encoding of ["identity", "gzip"]) {
+  // One chunk: verified before the status line, so a clean error answer. Identity is checked against the
+  // checksum (after decoding), gzip passed through against the digest of the stored bytes.
+  for (
+    const [encoding, expected, actual] of [["identity", wrong, small.json.checksum], ["gzip", wrongStored, smallStored]]
+  ) {
     const res = await fetch(url(small.json.transaction_id), {
       headers: { authorization: `Bearer ${token}`, "accept-encoding": encoding },
     });
     assert.equal(res.status, 500, encoding);
     const body = await res.json();
     assert.equal(body.error.code, "checksum_mismatch");
-    assert.equal(body.error.expected, wrong);
-    assert.equal(body.error.actual, small.json.checksum);
+    assert.equal(body.error.expected, expected, encoding);
+    assert.equal(body.error.actual, actual, encoding);
   }
 
   // Several chunks: streamed, and the stream is cut when the mismatch shows at the end.
@@ -126,6 +135,33 @@ Deno.test("integrity: bytes that do not match the stored checksum are never serv
     });
     assert.equal(res.status, 200, "the status line went out before the end was verified");
     await assert.rejects(res.arrayBuffer(), Error, `the ${encoding} body must not end normally`);
+  }
+});
+
+Deno.test("integrity: a changed stored byte is refused whether the gzip is decoded or passed through", async () => {
+  const { token } = await newUser();
+  const small = await invoke(token, chatBody({ bytes: 5_000 }));
+  const id = small.json.transaction_id;
+  const sql = adminSql();
+  let stored: string;
+  try {
+    [{ stored_checksum: stored }] = await sql<{ stored_checksum: string }[]>`
+      select stored_checksum from public.message_bus where transaction_id = ${id}::uuid and compression = 'gzip'`;
+    // The last byte of a gzip stream is part of its length trailer: the deflate data still decodes, zlib refuses.
+    await sql`update public.message_bus_chunks set data = overlay(data placing '\\xff'::bytea from length(data))
+              where transaction_id = ${id}::uuid and seq = 0`;
+  } finally {
+    await sql.end();
+  }
+  for (const encoding of ["identity", "gzip"]) {
+    const res = await fetch(`${testStack().functionsUrl}/message-fetch/${id}`, {
+      headers: { authorization: `Bearer ${token}`, "accept-encoding": encoding },
+    });
+    assert.equal(res.status, 500, encoding);
+    const body = await res.json();
+    assert.equal(body.error.code, "checksum_mismatch", encoding);
+    // Identity: zlib refuses the stored gzip; gzip: its bytes no longer match their digest.
+    assert.equal(body.error.expected, encoding === "identity" ? small.json.checksum : stored, encoding);
   }
 });
 

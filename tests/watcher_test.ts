@@ -148,6 +148,17 @@ Deno.test("stored bytes that no longer match are checksum_mismatch, raw or gzip"
       `${row.compression}: ${JSON.stringify(res.json.findings)}`,
     );
   }
+  // Gzip that decodes to its checksum but not to its stored digest (what message-fetch passes through by).
+  const digest = await invoke(user.token, chatBody({ bytes: 5_000 }));
+  const digestId = digest.json.transaction_id;
+  assert.equal((await waitForObservation(sql, digestId)).verdict, "ok");
+  const changed = await sql`update public.message_bus set stored_checksum = ${"sha256:" + "2".repeat(64)}
+            where transaction_id = ${digestId}::uuid and compression = 'gzip' returning 1`;
+  assert.equal(changed.length, 1, "the message is stored gzip");
+  await sql`delete from public.message_bus_observations where transaction_id = ${digestId}::uuid`;
+  const refused = await post("watcher", service(), { transaction_id: digestId });
+  assert.equal(refused.json.findings[0].code, "checksum_mismatch", JSON.stringify(refused.json));
+  assert.match(refused.json.findings[0].message, /do not match their own stored checksum/);
   // A chunk that is gone.
   const gone = await invoke(user.token, chatBody({}));
   assert.equal((await waitForObservation(sql, gone.json.transaction_id)).verdict, "ok");

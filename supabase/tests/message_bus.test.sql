@@ -1,5 +1,6 @@
 -- pgTAP tests of the claim-check core: migration 20261121000100_message_bus.sql (tables, constraints, indexes,
--- row-level security, the view message_bus_meta and the SQL API in schema `bus`).
+-- row-level security, the view message_bus_meta and the SQL API in schema `bus`), as changed by
+-- 20261121000500_stored_checksum_single_statement_store.sql (stored_checksum, complete_message with the last chunk).
 -- Run with `pg_prove --ext .sql -r supabase/tests` after `create extension pgtap with schema extensions`
 -- (what `supabase test db` does, supabase-platform.md §6). Everything happens in one transaction that is
 -- rolled back, so the database is left as it was.
@@ -9,7 +10,7 @@
 
 begin;
 set local search_path = public, extensions;
-select plan(119);
+select plan(126);
 
 -- Fixed users (random uuids are not needed: the transaction is rolled back).
 do $$ begin
@@ -29,7 +30,7 @@ select columns_are('public', 'message_bus', array[
   'transaction_id', 'owner_id', 'session_id', 'tool', 'provider', 'model', 'idempotency_key', 'status',
   'message_type', 'payload_size_bytes', 'stored_size_bytes', 'compression', 'checksum', 'chunk_count',
   'finish_reason', 'usage', 'error', 'provider_ms', 'write_ms', 'created_at', 'updated_at', 'completed_at',
-  'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata'
+  'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata', 'stored_checksum'
 ], 'message_bus has exactly the expected columns');
 select columns_are('public', 'message_bus_chunks', array['transaction_id', 'seq', 'owner_id', 'data', 'expires_at'],
   'message_bus_chunks has exactly the expected columns');
@@ -37,7 +38,7 @@ select columns_are('public', 'message_bus_meta', array[
   'transaction_id', 'owner_id', 'status', 'tool', 'provider', 'model', 'session_id', 'checksum',
   'payload_size_bytes', 'stored_size_bytes', 'compression', 'chunk_count', 'finish_reason', 'usage', 'error',
   'created_at', 'updated_at', 'completed_at', 'expires_at', 'retrieved_at', 'retrieved_count', 'provider_ms',
-  'write_ms', 'watcher'
+  'write_ms', 'watcher', 'stored_checksum', 'content_type'
 ], 'message_bus_meta has exactly the expected columns');
 
 select col_is_pk('public', 'message_bus', 'transaction_id', 'transaction_id is the primary key');
@@ -176,7 +177,7 @@ create temp table bus_fns (sig text) on commit drop;
 insert into bus_fns values
   ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text)'),
   ('bus.append_chunk(uuid,integer,bytea)'),
-  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb)'),
+  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea)'),
   ('bus.fail_message(uuid,jsonb,integer)');
 select is((select count(*)::int from bus_fns where has_function_privilege('anon', sig, 'execute')), 0,
   'anon cannot execute begin_message, append_chunk, complete_message, fail_message');
@@ -298,6 +299,35 @@ select throws_ok(
   $$select bus.complete_message(current_setting('test.m1')::uuid, 9, 7, 'gzip', 'sha256:' || repeat('a', 64), 2,
       'stop', null, null, 1, 1)$$,
   '55000', null, 'complete_message refuses a message that is not pending');
+select is((select content_type from public.message_bus_meta where transaction_id = current_setting('test.m1')::uuid),
+  'application/json', 'message_bus_meta shows the content type message-fetch serves');
+
+-- complete_message with the last chunk: a one-chunk payload is stored and completed by one statement.
+do $$ begin
+  perform set_config('test.m4', (select transaction_id::text from bus.begin_message(
+    current_setting('test.alice')::uuid, 'chat', 'kimi', 'm', null, null, 3600)), true);
+end $$;
+select throws_ok(
+  $$select bus.complete_message(current_setting('test.m4')::uuid, 3, 3, 'gzip', 'sha256:' || repeat('c', 64), 1,
+      'stop', null, null, 1, 1, '{}', 'sha256:' || repeat('d', 64), '\x0a0b'::bytea)$$,
+  '22000', null, 'complete_message with a last chunk refuses a stored size that disagrees');
+select is((select count(*)::int from public.message_bus_chunks where transaction_id = current_setting('test.m4')::uuid), 0,
+  '... and the refused statement keeps no chunk');
+select lives_ok(
+  $$select bus.complete_message(current_setting('test.m4')::uuid, 3, 3, 'gzip', 'sha256:' || repeat('c', 64), 1,
+      'stop', null, null, 1, 1, '{}', 'sha256:' || repeat('d', 64), '\x0a0b0c'::bytea)$$,
+  'complete_message stores the last chunk and completes in one statement');
+select results_eq(
+  $$select seq, data from public.message_bus_chunks where transaction_id = current_setting('test.m4')::uuid$$,
+  $$values (0, '\x0a0b0c'::bytea)$$,
+  'the last chunk is stored as chunk p_chunk_count - 1');
+select results_eq(
+  $$select status, stored_checksum from public.message_bus_meta where transaction_id = current_setting('test.m4')::uuid$$,
+  $$values ('completed'::text, 'sha256:' || repeat('d', 64))$$,
+  'complete_message records stored_checksum, and message_bus_meta shows it');
+select throws_ok(
+  $$update public.message_bus set stored_checksum = 'md5:0' where transaction_id = current_setting('test.m4')::uuid$$,
+  '23514', null, 'stored_checksum must be sha256:<64 hex>');
 select throws_ok($$select bus.fail_message(current_setting('test.m1')::uuid, '{"code":"x"}'::jsonb)$$,
   '55000', null, 'fail_message refuses a completed message');
 select is((select count(*)::int from public.message_bus_chunks where transaction_id = current_setting('test.m1')::uuid), 2,

@@ -12,6 +12,8 @@ import type { Caller } from "./auth.ts";
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
+/** What runs a query: the shared client (one autocommit statement) or a transaction. */
+export type Query = postgres.ISql;
 
 let client: Sql | undefined;
 
@@ -31,18 +33,29 @@ export function db(): Sql {
 /** Runs `fn` in a transaction as the caller (role + `request.jwt.claims`), so RLS applies. */
 export function asCaller<T>(caller: Caller, fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {
   return sql.begin(async (tx) => {
-    // Not awaited: postgres.js pipelines it with fn's first query (one round trip less). If it fails, the
-    // transaction is aborted, so fn's queries fail too and never run without the caller's role.
-    const context = tx`select set_config('role', ${caller.role}, true),
-                    set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true),
-                    set_config('request.jwt.claim.sub', ${caller.sub ?? ""}, true),
-                    set_config('request.jwt.claim.role', ${caller.role}, true)`.execute();
+    // Not awaited: a statement without parameters is pipelined with fn's first query (postgres.js sends a
+    // parameterised one in two round trips and pipelines nothing behind it). If it fails, the transaction is
+    // aborted, so fn's queries fail too and never run without the caller's role.
+    const context = tx.unsafe(callerContextSql(caller)).execute();
     try {
       return await fn(tx);
     } finally {
       await context;
     }
   }) as Promise<T>;
+}
+
+/**
+ * `select set_config(...)` for the caller's role and claims, as PostgREST sets them (§7). Every value is written as
+ * a base64 literal decoded by Postgres, so nothing the token holds can end the string literal.
+ */
+export function callerContextSql(caller: Caller): string {
+  const text = (value: string) =>
+    `convert_from(decode('${new TextEncoder().encode(value).toBase64()}', 'base64'), 'UTF8')`;
+  return `select set_config('role', ${text(caller.role)}, true),
+    set_config('request.jwt.claims', ${text(JSON.stringify(caller.claims))}, true),
+    set_config('request.jwt.claim.sub', ${text(caller.sub ?? "")}, true),
+    set_config('request.jwt.claim.role', ${text(caller.role)}, true)`;
 }
 
 /** Runs `fn` in a transaction as `service_role`. */

@@ -1,7 +1,9 @@
 /**
- * Stores a payload stream as the bus's chunks, in one transaction with the completion (never a pointer without
- * its payload, nor a payload without its pointer):
- * - SHA-256 computed incrementally over the raw bytes as they stream (`node:crypto`);
+ * Stores a payload stream as the bus's chunks, atomically with the message's completion (never a pointer without
+ * its payload, nor a payload without its pointer): one statement for a payload of one chunk, one transaction for
+ * a larger one.
+ * - SHA-256 computed incrementally over the raw bytes as they stream (`node:crypto`), and over the stored bytes
+ *   when they are compressed (message-fetch verifies passed-through gzip against that digest);
  * - gzip when it makes the payload smaller: payloads of one chunk or less are compressed whole and kept gzip only
  *   if smaller; for larger ones the first chunk decides (it is a sample of the rest), and `compression` records
  *   what was actually stored;
@@ -12,7 +14,7 @@ import { createGzip, gzipSync } from "node:zlib";
 import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { payloadTooLarge } from "./errors.ts";
-import type { Tx } from "./db.ts";
+import type { Query } from "./db.ts";
 
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
@@ -27,30 +29,40 @@ export interface StoredPayload {
   payloadSize: number;
   storedSize: number;
   compression: "none" | "gzip";
+  /** `sha256:<hex>` of the raw payload. */
   checksum: string;
+  /** `sha256:<hex>` of the stored bytes (the chunks in order); equal to `checksum` when nothing was compressed. */
+  storedChecksum: string;
   chunkCount: number;
+  /**
+   * The last chunk, not yet stored: bus.complete_message stores it with the completion, so a payload of one chunk
+   * takes one statement. Null for an empty payload.
+   */
+  lastChunk: Uint8Array | null;
+}
+
+/** How storePayload reaches the database: `sql` for a single statement, `begin` for a transaction. */
+export interface PayloadDb {
+  sql: Query;
+  begin<T>(fn: (tx: Query) => Promise<T>): Promise<T>;
 }
 
 /**
- * Reads `source` to its end and appends its chunks to message `transactionId` inside `tx`.
- * @throws BusError 413 when the payload exceeds `maxBytes` (nothing is kept: the caller's transaction rolls back).
+ * Reads `source` to its end and stores it as the chunks of message `transactionId`; `complete` runs the statement
+ * that completes the message (bus.complete_message with `lastChunk`). A payload of one chunk is read and compressed
+ * before anything is written and `complete` runs alone on `db.sql`; a larger one is appended inside `db.begin`,
+ * and `complete` runs in that same transaction.
+ * @throws BusError 413 when the payload exceeds `maxBytes` (nothing is kept: the transaction rolls back).
  */
-export async function storePayload(
-  tx: Tx,
+export async function storePayload<T>(
+  db: PayloadDb,
   transactionId: string,
   source: AsyncIterable<Uint8Array>,
   maxBytes: number,
-): Promise<StoredPayload> {
+  complete: (q: Query, stored: StoredPayload) => Promise<T>,
+): Promise<T> {
   const hash = createHash("sha256");
   let payloadSize = 0;
-  let storedSize = 0;
-  let seq = 0;
-  const append = async (block: Uint8Array) => {
-    await tx`select bus.append_chunk(${transactionId}::uuid, ${seq}, ${block})`;
-    seq += 1;
-    storedSize += block.length;
-  };
-
   const raw = (async function* () {
     for await (const bytes of source) {
       payloadSize += bytes.length;
@@ -77,34 +89,65 @@ export async function storePayload(
     }
     next = await raw.next();
   }
-  const singleChunk = !head;
-  head ??= first.flush() ?? new Uint8Array(0);
-  const carried = first.flush(); // bytes of the last read past the full blocks
 
-  let compression: StoredPayload["compression"] = "none";
-  if (singleChunk) {
-    const gz = head.length > 0 ? gzipSync(head, { level: GZIP_LEVEL }) : head;
-    if (head.length > 0 && gz.length <= head.length * (1 - MIN_SAVING)) {
-      compression = "gzip";
-      await append(gz);
-    } else if (head.length > 0) {
-      await append(head);
-    }
-  } else {
-    const sample = gzipSync(head, { level: GZIP_LEVEL });
-    compression = sample.length <= head.length * (1 - MIN_SAVING) ? "gzip" : "none";
-    const rest = (async function* () {
-      yield head!;
-      yield* moreBlocks;
-      if (carried) yield carried;
-      yield* raw;
-    })();
-    if (compression === "gzip") await writeGzip(rest, append);
-    else await writeRaw(rest, append);
+  if (!head) {
+    // The whole payload is at most one chunk: compressed whole, kept gzip only if that is smaller.
+    const whole = first.flush() ?? new Uint8Array(0);
+    const gz = whole.length > 0 ? gzipSync(whole, { level: GZIP_LEVEL }) : whole;
+    const gzip = whole.length > 0 && gz.length <= whole.length * (1 - MIN_SAVING);
+    const block = gzip ? gz : whole;
+    const checksum = `sha256:${hash.digest("hex")}`;
+    return await complete(db.sql, {
+      payloadSize,
+      storedSize: block.length,
+      compression: gzip ? "gzip" : "none",
+      checksum,
+      storedChecksum: gzip ? sha256(block) : checksum,
+      chunkCount: block.length > 0 ? 1 : 0,
+      lastChunk: block.length > 0 ? block : null,
+    });
   }
 
-  return { payloadSize, storedSize, compression, checksum: `sha256:${hash.digest("hex")}`, chunkCount: seq };
+  const carried = first.flush(); // bytes of the last read past the full blocks
+  const sample = gzipSync(head, { level: GZIP_LEVEL });
+  const compression: StoredPayload["compression"] = sample.length <= head.length * (1 - MIN_SAVING) ? "gzip" : "none";
+  const rest = (async function* () {
+    yield head!;
+    yield* moreBlocks;
+    if (carried) yield carried;
+    yield* raw;
+  })();
+  return await db.begin(async (tx) => {
+    // Each block is appended once the next one exists, so the last is left for `complete`.
+    const storedHash = compression === "gzip" ? createHash("sha256") : undefined;
+    let storedSize = 0;
+    let seq = 0;
+    let held: Uint8Array | undefined;
+    const append = async (block: Uint8Array) => {
+      storedHash?.update(block);
+      storedSize += block.length;
+      if (held) {
+        await tx`select bus.append_chunk(${transactionId}::uuid, ${seq}, ${held})`;
+        seq += 1;
+      }
+      held = block;
+    };
+    if (compression === "gzip") await writeGzip(rest, append);
+    else await writeRaw(rest, append);
+    const checksum = `sha256:${hash.digest("hex")}`;
+    return await complete(tx, {
+      payloadSize,
+      storedSize,
+      compression,
+      checksum,
+      storedChecksum: storedHash ? `sha256:${storedHash.digest("hex")}` : checksum,
+      chunkCount: seq + (held ? 1 : 0),
+      lastChunk: held ?? null,
+    });
+  });
 }
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
 async function writeRaw(source: AsyncIterable<Uint8Array>, append: (b: Uint8Array) => Promise<void>) {
   const chunker = new Chunker(CHUNK_SIZE);

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import postgres from "postgres";
-import { asService, type Sql, type Tx } from "./db.ts";
-import { CHUNK_SIZE, type StoredPayload, storePayload } from "./payload_store.ts";
+import { asService, type Query, type Sql, type Tx } from "./db.ts";
+import { CHUNK_SIZE, storePayload } from "./payload_store.ts";
 import { BusError } from "./errors.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
@@ -95,18 +95,25 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** bus.complete_message refuses unless the reported chunk count and stored size match the rows. */
-async function complete(tx: Tx, id: string, s: StoredPayload): Promise<string> {
-  const [row] = await tx<{ status: string }[]>`
-    select status from bus.complete_message(${id}::uuid, ${s.payloadSize}, ${s.storedSize}, ${s.compression},
-      ${s.checksum}, ${s.chunkCount}, 'stop', null, null, 1, 1)`;
-  return row.status;
+/** Stores `source` inside `tx` (its "transaction" is `tx` itself) and completes the message as tool-invoke does. */
+async function store(tx: Tx, id: string, source: AsyncIterable<Uint8Array>, maxBytes = NO_LIMIT) {
+  const db = { sql: tx, begin: <T>(fn: (q: Query) => Promise<T>) => fn(tx) };
+  return await storePayload(db, id, source, maxBytes, async (q, stored) => {
+    // bus.complete_message stores the last chunk, then refuses unless the reported count and size match the rows.
+    const [row] = await q<{ status: string; stored_checksum: string }[]>`
+      select status, stored_checksum from bus.complete_message(${id}::uuid, ${stored.payloadSize},
+        ${stored.storedSize}, ${stored.compression}, ${stored.checksum}, ${stored.chunkCount}, 'stop', null, null, 1, 1,
+        '{}', ${stored.storedChecksum}, ${stored.lastChunk})`;
+    assert.equal(row.status, "completed", "complete_message accepts what storePayload reports");
+    assert.equal(row.stored_checksum, stored.storedChecksum);
+    return stored;
+  });
 }
 
 /** Stores `input`, checks everything that must hold for any payload, and returns the result and stored chunks. */
 async function storeAndCheck(input: Uint8Array, sizes?: number[]) {
   return await inRolledBackMessage(async (tx, id) => {
-    const stored = await storePayload(tx, id, pieces(input, sizes), NO_LIMIT);
+    const stored = await store(tx, id, pieces(input, sizes));
     const chunks = await chunksOf(tx, id);
     assert.equal(stored.payloadSize, input.length, "payloadSize is the raw size");
     assert.equal(stored.checksum, sha256(input), "checksum is sha256 over the raw bytes");
@@ -114,9 +121,11 @@ async function storeAndCheck(input: Uint8Array, sizes?: number[]) {
     assert.equal(stored.storedSize, chunks.reduce((n, c) => n + c.length, 0), "storedSize is the sum of the rows");
     chunks.slice(0, -1).forEach((c, i) => assert.equal(c.length, CHUNK_SIZE, `chunk ${i} is a full chunk`));
     const joined = concat(chunks);
+    assert.equal(stored.storedChecksum, sha256(joined), "storedChecksum is sha256 over the stored bytes");
+    const last = stored.lastChunk ? new Uint8Array(stored.lastChunk) : undefined; // gzipSync answers a Buffer
+    assert.deepEqual(last, chunks.at(-1), "the last chunk was stored by the completion");
     const decoded = stored.compression === "gzip" ? new Uint8Array(gunzipSync(joined)) : joined;
     assert.deepEqual(decoded, input, "the stored bytes decode to the input exactly");
-    assert.equal(await complete(tx, id, stored), "completed", "complete_message accepts what storePayload reports");
     return { stored, chunks };
   });
 }
@@ -178,7 +187,9 @@ Deno.test("storePayload: an empty payload has no chunks and the checksum of noth
     storedSize: 0,
     compression: "none",
     checksum: sha256(new Uint8Array(0)),
+    storedChecksum: sha256(new Uint8Array(0)),
     chunkCount: 0,
+    lastChunk: null,
   });
 });
 
@@ -197,7 +208,10 @@ async function storeTooLarge(input: Uint8Array, maxBytes: number) {
       sql,
     );
     try {
-      const error = await asService((tx) => storePayload(tx, id, pieces(input), maxBytes), sql).then(
+      const db = { sql, begin: <T>(fn: (tx: Query) => Promise<T>) => sql.begin(fn) as Promise<T> };
+      const error = await storePayload(db, id, pieces(input), maxBytes, () => {
+        throw new Error("complete must not run for a payload over maxBytes");
+      }).then(
         () => assert.fail("storePayload should refuse a payload over maxBytes"),
         (err: unknown) => err,
       );
@@ -236,7 +250,7 @@ Deno.test("storePayload: 413 after chunks were written (raw and gzip paths) leav
 
 Deno.test("storePayload: exactly maxBytes is accepted", async () => {
   const input = randomBytes(5000);
-  const stored = await inRolledBackMessage((tx, id) => storePayload(tx, id, pieces(input, [999]), 5000));
+  const stored = await inRolledBackMessage((tx, id) => store(tx, id, pieces(input, [999]), 5000));
   assert.equal(stored.payloadSize, 5000);
 });
 
@@ -246,7 +260,7 @@ Deno.test("storePayload: an error of the source stream is passed on (gzip path, 
     throw new Error("connection reset by provider");
   };
   await assert.rejects(
-    inRolledBackMessage((tx, id) => storePayload(tx, id, broken(), NO_LIMIT)),
+    inRolledBackMessage((tx, id) => store(tx, id, broken())),
     /connection reset by provider/,
   );
 });

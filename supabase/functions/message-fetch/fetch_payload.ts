@@ -14,7 +14,7 @@ import { markRetrieved, metaBody, type MetaRow, readMeta } from "./meta.ts";
 export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
   // A conditional request counts as a retrieval only when it gets the bytes (not on 304).
   const conditional = c.req.header("if-none-match") !== undefined;
-  const meta = await readMeta(sql, caller, id, !conditional);
+  const meta = await readMeta(sql, caller, id, { markRetrieved: !conditional, withChunk: true });
   if (!meta) throw notFound(`No message ${id}`);
   if (meta.status === "expired") throw gone(meta);
   if (meta.status === "pending") return c.json({ transaction_id: id, status: "pending" }, 202);
@@ -31,6 +31,7 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
     chunk_count: meta.chunk_count!,
     compression: meta.compression!,
     payload_size_bytes: Number(meta.payload_size_bytes),
+    stored_checksum: meta.stored_checksum,
   };
   const hex = stored.checksum.slice("sha256:".length);
   const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
@@ -54,7 +55,9 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
   headers.set("content-length", String(gzipOut ? meta.stored_size_bytes : meta.payload_size_bytes));
   if (gzipOut) headers.set("content-encoding", "gzip");
 
-  const body = verifiedPayload(stored, storedChunks(caller, stored), gzipOut ? "gzip" : "identity");
+  // A payload of one chunk came with the metadata (one transaction per fetch); larger ones stream chunk by chunk.
+  const chunks = meta.only_chunk ? ReadableStream.from([meta.only_chunk]) : storedChunks(caller, stored);
+  const body = verifiedPayload(stored, chunks, gzipOut ? "gzip" : "identity");
   if (stored.chunk_count <= 1) {
     // Small payloads are verified before the status line goes out, so a mismatch is a clean error response.
     const parts: Uint8Array[] = [];

@@ -27,49 +27,66 @@ export interface MetaRow {
   provider_ms: number | null;
   write_ms: number | null;
   watcher: { verdict: string; findings: Array<{ code: string; message: string }> } | null;
+  /** Null for messages stored before it was kept (migration 20261121000500). */
+  stored_checksum: string | null;
   content_type: string | null;
+  /** The payload when it is one chunk and was asked for (readMeta's `withChunk`). */
+  only_chunk?: Uint8Array | null;
 }
 
 const COLUMNS = `transaction_id, status, tool, provider, model, session_id, checksum, payload_size_bytes,
   stored_size_bytes, compression, chunk_count, finish_reason, usage, error, created_at,
   to_char(updated_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_at, completed_at,
-  expires_at, retrieved_at, retrieved_count, provider_ms, write_ms, watcher`;
+  expires_at, retrieved_at, retrieved_count, provider_ms, write_ms, watcher, stored_checksum, content_type`;
 
-/** One message's metadata, or undefined when it does not exist or is not the caller's. */
+// A retrieval count is a statistic: its commit need not wait for the WAL flush (one fsync less per fetch).
+const MARK_RETRIEVED = `case when m.status = 'completed'
+  then (select bus.mark_retrieved(m.transaction_id)::text || set_config('synchronous_commit', 'off', true)) end`;
+
+/**
+ * One message's metadata, or undefined when it does not exist or is not the caller's: one statement in a
+ * transaction as the caller (RLS). `markRetrieved` counts a retrieval of a completed message in the same statement;
+ * `withChunk` also reads the payload when it is a single chunk (most tool responses), so a fetch needs no second
+ * transaction. The row shows the retrieval count from before this retrieval.
+ */
 export async function readMeta(
   sql: Sql,
   caller: Caller,
   id: string,
-  markRetrieved = false,
+  opts: { markRetrieved?: boolean; withChunk?: boolean } = {},
 ): Promise<MetaRow | undefined> {
+  const mark = opts.markRetrieved === true;
   return await asCaller(caller, async (tx) => {
     const [row] = await tx.unsafe<MetaRow[]>(
-      `select ${COLUMNS}, (select metadata ->> 'content_type' from public.message_bus b where b.transaction_id = m.transaction_id) as content_type
+      `select ${COLUMNS},
+         ${mark ? MARK_RETRIEVED : "null"} as marked,
+         ${
+        opts.withChunk
+          ? `(select c.data from public.message_bus_chunks c where c.transaction_id = m.transaction_id and c.seq = 0
+                and m.status = 'completed' and m.chunk_count = 1)`
+          : "null::bytea"
+      } as only_chunk
        from public.message_bus_meta m where transaction_id = $1::uuid`,
       [id],
     );
-    if (row && markRetrieved && row.status === "completed") {
-      // A retrieval count is a statistic: its commit need not wait for the WAL flush (one fsync less per fetch).
-      await tx`set local synchronous_commit = off`;
-      await tx`select bus.mark_retrieved(${id}::uuid)`;
-    }
     return row;
   }, sql);
 }
 
-/** Counts one retrieval of a completed message by the caller. */
+/** Counts one retrieval of a completed message by the caller (a conditional request that got the bytes). */
 export async function markRetrieved(sql: Sql, caller: Caller, id: string): Promise<void> {
-  await asCaller(caller, async (tx) => {
-    await tx`set local synchronous_commit = off`; // a statistic: see readMeta
-    await tx`select bus.mark_retrieved(${id}::uuid)`;
-  }, sql);
+  await asCaller(
+    caller,
+    (tx) => tx`select set_config('synchronous_commit', 'off', true), bus.mark_retrieved(${id}::uuid)`,
+    sql,
+  );
 }
 
 /** The caller's messages changed after `since`, oldest change first (for catching up after a disconnect). */
 export async function listMeta(sql: Sql, caller: Caller, since: string, limit: number): Promise<MetaRow[]> {
   return await asCaller(caller, (tx) =>
     tx.unsafe<MetaRow[]>(
-      `select ${COLUMNS}, null as content_type from public.message_bus_meta m
+      `select ${COLUMNS} from public.message_bus_meta m
        where m.updated_at > $1::timestamptz order by m.updated_at, transaction_id limit $2`,
       [since, limit],
     ), sql);

@@ -1,10 +1,10 @@
 /**
- * Runs one recorded message: calls the provider, then stores its raw response and completes the message in one
- * transaction. Every failure is recorded on the message (`failed` with an error) before it is reported.
+ * Runs one recorded message: calls the provider, then stores its raw response and completes the message atomically
+ * (one statement for a response of one chunk, one transaction for a larger one). Every failure is recorded on the message (`failed` with an error) before it is reported.
  */
 import OpenAI from "openai";
 import { BusError } from "../_shared/errors.ts";
-import { asService, type Sql } from "../_shared/db.ts";
+import type { Query, Sql } from "../_shared/db.ts";
 import { storePayload } from "../_shared/payload_store.ts";
 import { SummaryCollector } from "../_shared/providers/response_summary.ts";
 import { completeMessage, failMessage, type MessageRow } from "./message_rows.ts";
@@ -43,10 +43,10 @@ export async function executeMessage(a: ExecuteArgs): Promise<MessageRow> {
   const summary = new SummaryCollector();
   try {
     const body = response.body ?? ReadableStream.from<Uint8Array>([]);
-    return await asService(async (tx) => {
-      const stored = await storePayload(tx, a.transactionId, summary.tap(body), a.maxPayloadBytes);
+    const db = { sql: a.sql, begin: <T>(fn: (tx: Query) => Promise<T>) => a.sql.begin(fn) as Promise<T> };
+    return await storePayload(db, a.transactionId, summary.tap(body), a.maxPayloadBytes, (q, stored) => {
       const s = summary.summary();
-      return await completeMessage(tx, a.transactionId, {
+      return completeMessage(q, a.transactionId, {
         ...stored,
         finishReason: s.finishReason,
         usage: s.usage,
@@ -59,7 +59,7 @@ export async function executeMessage(a: ExecuteArgs): Promise<MessageRow> {
           parsed: s.parsed,
         },
       });
-    }, a.sql);
+    });
   } catch (err) {
     const tooLarge = err instanceof BusError && err.status === 413;
     const error = tooLarge

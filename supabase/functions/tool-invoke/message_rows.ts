@@ -1,5 +1,6 @@
 /** The bus's SQL API as `tool-invoke` uses it (schema `bus`, executed as service_role). */
-import { asService, type Sql, type Tx } from "../_shared/db.ts";
+import { asService, type Query, type Sql } from "../_shared/db.ts";
+import type { StoredPayload } from "../_shared/payload_store.ts";
 
 export interface MessageRow {
   transaction_id: string;
@@ -52,12 +53,7 @@ export async function getMessage(sql: Sql, transactionId: string): Promise<Messa
   return row;
 }
 
-export interface CompleteArgs {
-  payloadSize: number;
-  storedSize: number;
-  compression: string;
-  checksum: string;
-  chunkCount: number;
+export interface CompleteArgs extends StoredPayload {
   finishReason: string | null;
   usage: Record<string, unknown> | null;
   model: string | null;
@@ -66,14 +62,17 @@ export interface CompleteArgs {
   metadata: Record<string, unknown>;
 }
 
-/** Completes a pending message inside `tx` (the same transaction that stored its chunks). */
-export async function completeMessage(tx: Tx, transactionId: string, a: CompleteArgs): Promise<MessageRow> {
-  const [row] = await tx<MessageRow[]>`
+/**
+ * Completes a pending message, storing its last chunk with it: on `sql` alone for a payload of one chunk (one
+ * statement), or on the transaction that appended the other chunks.
+ */
+export async function completeMessage(q: Query, transactionId: string, a: CompleteArgs): Promise<MessageRow> {
+  const [row] = await q<MessageRow[]>`
     select transaction_id, status, provider, model, checksum, payload_size_bytes, finish_reason, expires_at, error,
            provider_ms, write_ms
     from bus.complete_message(${transactionId}::uuid, ${a.payloadSize}, ${a.storedSize}, ${a.compression},
-      ${a.checksum}, ${a.chunkCount}, ${a.finishReason}, ${a.usage ? tx.json(a.usage as never) : null}, ${a.model},
-      ${a.providerMs}, ${a.writeMs}, ${tx.json(a.metadata as never)})`;
+      ${a.checksum}, ${a.chunkCount}, ${a.finishReason}, ${a.usage ? q.json(a.usage as never) : null}, ${a.model},
+      ${a.providerMs}, ${a.writeMs}, ${q.json(a.metadata as never)}, ${a.storedChecksum}, ${a.lastChunk})`;
   return row;
 }
 

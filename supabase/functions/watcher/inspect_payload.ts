@@ -3,6 +3,7 @@
  * same verification message-fetch uses), whatever the size; only what the content checks need is kept — the whole
  * body up to the analysis cap, above it the first and last EDGE_BYTES — so memory stays bounded.
  */
+import { createHash } from "node:crypto";
 import { ChecksumMismatchError, MissingChunkError, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
 import { type Finding, finding } from "./findings.ts";
 import { concatBytes } from "../_shared/bytes.ts";
@@ -24,6 +25,8 @@ export interface PayloadSample {
 
 /**
  * Streams `source` (the stored chunks of `meta`) through the checksum and keeps a sample for the content checks.
+ * Stored gzip is also checked against `stored_checksum`, the digest message-fetch verifies it by when it passes it
+ * through undecoded: this is where that digest is shown to belong to bytes that decode to the checksum.
  * Data errors (checksum mismatch, gzip that no longer decompresses, a missing chunk) become the `integrity`
  * finding; anything else (the database is down) is rethrown, so that no observation is recorded and the sweep
  * retries later.
@@ -39,8 +42,17 @@ export async function inspectPayload(
   const tail = new TailBuffer(edgeBytes);
   let bytesRead = 0;
   let whole = true;
+  const storedHash = meta.compression === "gzip" && meta.stored_checksum ? createHash("sha256") : undefined;
+  const stored = storedHash
+    ? (async function* () {
+      for await (const chunk of source) {
+        storedHash.update(chunk);
+        yield chunk;
+      }
+    })()
+    : source;
   try {
-    for await (const chunk of verifiedPayload(meta, source, "identity")) {
+    for await (const chunk of verifiedPayload(meta, stored, "identity")) {
       bytesRead += chunk.length;
       if (whole && bytesRead > capBytes) {
         whole = false;
@@ -54,6 +66,14 @@ export async function inspectPayload(
   } catch (err) {
     const integrity = integrityFinding(err);
     if (!integrity) throw err;
+    return { integrity, bytesRead };
+  }
+  const storedActual = storedHash && `sha256:${storedHash.digest("hex")}`;
+  if (storedActual && storedActual !== meta.stored_checksum) {
+    const integrity = finding(
+      "checksum_mismatch",
+      `The stored gzip bytes decode to the checksum but do not match their own stored checksum (stored ${meta.stored_checksum}, read ${storedActual}): clients that accept gzip would be refused them`,
+    );
     return { integrity, bytesRead };
   }
   return whole ? { bytesRead, whole: concatBytes(parts) } : { bytesRead, head, tail: tail.bytes() };

@@ -3,7 +3,7 @@
  * model review, and records the observation (bus.record_observation: once per watcher version, broadcast as event
  * `observation` on the owner's topic). A message observed before is answered from the stored observation.
  */
-import { asService, type Sql } from "../_shared/db.ts";
+import type { Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
 import { BusError, notFound } from "../_shared/errors.ts";
 import { storedChunks, type StoredMeta } from "../_shared/payload_read.ts";
@@ -36,6 +36,7 @@ interface MessageRow {
   transaction_id: string;
   status: "pending" | "completed" | "failed" | "expired";
   checksum: string | null;
+  stored_checksum: string | null;
   chunk_count: number | null;
   compression: "none" | "gzip" | null;
   payload_size_bytes: string | null;
@@ -44,6 +45,20 @@ interface MessageRow {
   error: Record<string, unknown> | null;
   metadata: Record<string, unknown>;
   expired: boolean;
+  observation: StoredObservation | null;
+  /** The payload's bytes when it is one chunk. */
+  only_chunk: Uint8Array | null;
+}
+
+/** An observation as stored (message_bus_observations). */
+interface StoredObservation {
+  observation_id: number | string;
+  watcher_version: string;
+  verdict: Observation["verdict"];
+  findings: Finding[];
+  partial: boolean;
+  analysed_bytes: number | string | null;
+  review: Review | null;
 }
 
 const SERVICE = { role: "service_role" as const, claims: { role: "service_role" } };
@@ -58,19 +73,23 @@ export async function observeMessage(
   opts: { review?: boolean } = {},
 ): Promise<Observation> {
   const started = performance.now();
-  const existing = await readObservation(deps.sql, transactionId);
-  if (existing) return existing;
-  const [row] = await asService(
-    (tx) =>
-      tx<
-        MessageRow[]
-      >`select transaction_id, status, checksum, chunk_count, compression, payload_size_bytes, finish_reason,
-                            usage, error, metadata,
-                            (payload_deleted_at is not null or expires_at <= now()) as expired
-                     from public.message_bus where transaction_id = ${transactionId}::uuid`,
-    deps.sql,
-  );
+  // One statement for everything the checks need: the row, an existing observation and, for a payload of one
+  // chunk (most tool responses), its bytes. The watcher runs for every message, so its round trips count (they
+  // competed with tool-invoke for the same CPUs, bench/RESULTS.md).
+  const [row] = await deps.sql<MessageRow[]>`
+    select m.transaction_id, m.status, m.checksum, m.stored_checksum, m.chunk_count, m.compression, m.payload_size_bytes,
+           m.finish_reason, m.usage, m.error, m.metadata,
+           (m.payload_deleted_at is not null or m.expires_at <= now()) as expired,
+           (select to_jsonb(o) from (
+              select o.id as observation_id, o.watcher_version, o.verdict, o.findings, o.partial, o.analysed_bytes,
+                     o.review
+              from public.message_bus_observations o
+              where o.transaction_id = m.transaction_id and o.watcher_version = ${WATCHER_VERSION}) o) as observation,
+           (select c.data from public.message_bus_chunks c
+             where c.transaction_id = m.transaction_id and c.seq = 0 and m.chunk_count = 1) as only_chunk
+    from public.message_bus m where m.transaction_id = ${transactionId}::uuid`;
   if (!row) throw notFound(`No message ${transactionId}`);
+  if (row.observation) return observationOf(transactionId, row.observation);
   if (row.status === "pending") throw new BusError(409, "not_finished", `Message ${transactionId} is still pending`);
   if (row.expired || row.status === "expired") {
     throw new BusError(410, "expired", `Message ${transactionId} has expired`);
@@ -106,12 +125,11 @@ export async function observeMessage(
   }
 
   const verdict = verdictOf(findings);
-  const [recorded] = await asService((tx) =>
-    tx<{ observation_id: string; created: boolean }[]>`
-      select observation_id, created from bus.record_observation(
-        ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${tx.json(findings as never)}, ${analysed}, ${partial},
-        ${review ? tx.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
-        ${Math.round(performance.now() - started)})`, deps.sql);
+  const [recorded] = await deps.sql<{ observation_id: string; created: boolean }[]>`
+    select observation_id, created from bus.record_observation(
+      ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${deps.sql.json(findings as never)}, ${analysed},
+      ${partial}, ${review ? deps.sql.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
+      ${Math.round(performance.now() - started)})`;
   if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
   return {
     transaction_id: transactionId,
@@ -133,10 +151,12 @@ async function inspectCompleted(row: MessageRow, deps: ObserveDeps) {
     checksum: row.checksum!,
     chunk_count: row.chunk_count!,
     compression: row.compression!,
+    stored_checksum: row.stored_checksum,
   };
   const capBytes = s.WATCHER_CONTENT_CAP_MB * 1024 * 1024;
   const limits = { sizeWarningBytes: s.WATCHER_SIZE_WARNING_MB * 1024 * 1024 };
-  const sample = await inspectPayload(meta, storedChunks(SERVICE, meta, deps.sql), capBytes);
+  const chunks = row.only_chunk ? ReadableStream.from([row.only_chunk]) : storedChunks(SERVICE, meta, deps.sql);
+  const sample = await inspectPayload(meta, chunks, capBytes);
   const f = facts(row);
   if (sample.integrity) {
     const skipped = finding("partial_analysis", "The content checks were skipped: the stored bytes cannot be trusted");
@@ -179,25 +199,25 @@ function facts(row: MessageRow): MessageFacts {
   };
 }
 
+/** The observation a concurrent call recorded first. */
 async function readObservation(sql: Sql, transactionId: string): Promise<Observation | undefined> {
-  const [o] = await asService(
-    (tx) =>
-      tx<(Omit<Observation, "created" | "findings" | "observation_id" | "analysed_bytes"> & {
-        observation_id: string;
-        findings: Finding[];
-        analysed_bytes: string | null;
-      })[]>`
-      select transaction_id, id as observation_id, watcher_version, verdict, findings, partial, analysed_bytes, review
-      from public.message_bus_observations
-      where transaction_id = ${transactionId}::uuid and watcher_version = ${WATCHER_VERSION}`,
-    sql,
-  );
-  if (!o) return undefined;
+  const [o] = await sql<StoredObservation[]>`
+    select id as observation_id, watcher_version, verdict, findings, partial, analysed_bytes, review
+    from public.message_bus_observations
+    where transaction_id = ${transactionId}::uuid and watcher_version = ${WATCHER_VERSION}`;
+  return o && observationOf(transactionId, o);
+}
+
+function observationOf(transactionId: string, o: StoredObservation): Observation {
   return {
-    ...o,
+    transaction_id: transactionId,
     observation_id: Number(o.observation_id),
-    analysed_bytes: o.analysed_bytes === null ? null : Number(o.analysed_bytes),
-    findings: publicFindings(o.findings),
     created: false,
+    watcher_version: o.watcher_version,
+    verdict: o.verdict,
+    findings: publicFindings(o.findings),
+    partial: o.partial,
+    analysed_bytes: o.analysed_bytes === null ? null : Number(o.analysed_bytes),
+    review: o.review,
   };
 }
