@@ -13,6 +13,7 @@ import { readJsonBody } from "../supabase/functions/tool-invoke/read_body.ts";
 import { executeMessage } from "../supabase/functions/tool-invoke/execute.ts";
 import { tools } from "../supabase/functions/tool-invoke/tools/registry.ts";
 import { chatBody, invoke, MODEL } from "./claim_check_helpers.ts";
+import { concatBytes } from "../supabase/functions/_shared/bytes.ts";
 
 Deno.test("413: a declared Content-Length over the limit is refused before the body is read", async () => {
   const { token } = await newUser();
@@ -31,11 +32,11 @@ Deno.test("413: a declared Content-Length over the limit is refused before the b
       const n = await conn.read(buf).catch(() => null);
       if (!n) break;
       parts.push(buf.slice(0, n));
-      const text = new TextDecoder().decode(concat(parts));
+      const text = new TextDecoder().decode(concatBytes(parts));
       if (/\r\n\r\n\{.*\}\s*$/s.test(text)) break;
     }
     clearTimeout(deadline);
-    const text = new TextDecoder().decode(concat(parts));
+    const text = new TextDecoder().decode(concatBytes(parts));
     assert.match(text, /^HTTP\/1\.1 413 /, text.slice(0, 200));
     assert.match(text, /"code":"payload_too_large"/);
   } finally {
@@ -50,16 +51,6 @@ function closeQuietly(conn: Deno.Conn) {
   } catch (err) {
     if (!(err instanceof Deno.errors.BadResource)) console.error(`closing the test connection: ${err}`);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 Deno.test("413 in-process (read_body.ts): declared and streamed bodies over a small limit; bad UTF-8 is a 400", async () => {

@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
 import { Chunker } from "./chunker.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Deterministic bytes 0..n-1 (mod 251, so block boundaries never line up with the pattern). */
 function bytes(n: number, offset = 0): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i + offset) % 251);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Pushes `input` cut at `cuts` and returns every block plus the flushed rest. */
@@ -42,7 +33,7 @@ Deno.test("Chunker: blocks are exactly `size` bytes, the last shorter, whatever 
   for (const cuts of cutsList) {
     const blocks = rechunk(1024, input, cuts);
     assert.deepEqual(blocks.map((b) => b.length), [...Array(9).fill(1024), 10_000 - 9 * 1024], `cuts ${cuts}`);
-    assert.deepEqual(concat(blocks), input, `bytes survive in order with cuts ${cuts}`);
+    assert.deepEqual(concatBytes(blocks), input, `bytes survive in order with cuts ${cuts}`);
   }
 });
 

@@ -11,6 +11,7 @@ import { asService, type Query, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { storePayload } from "./payload_store.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "./payload_read.ts";
+import { concatBytes } from "./bytes.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
 if (!DB_URL) throw new Error("SUPABASE_DB_URL is not set: run the tests through 'npm test'");
@@ -46,17 +47,7 @@ function compressibleText(n: number): Uint8Array {
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const p of source) parts.push(p);
-  return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 interface Stored {
@@ -82,7 +73,7 @@ async function storeCommitted(sql: Sql, input: Uint8Array): Promise<Stored> {
     return {
       owner,
       meta: { transaction_id: id, checksum: s.checksum, chunk_count: s.chunkCount, compression: s.compression },
-      storedBytes: concat(rows.map((r) => new Uint8Array(r.data))),
+      storedBytes: concatBytes(rows.map((r) => new Uint8Array(r.data))),
     };
   }, sql);
 }

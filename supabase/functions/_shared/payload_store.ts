@@ -14,7 +14,7 @@ import { createGzip, gzipSync } from "node:zlib";
 import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { payloadTooLarge } from "./errors.ts";
-import type { Query } from "./db.ts";
+import type { Query, Sql } from "./db.ts";
 
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
@@ -45,6 +45,11 @@ export interface StoredPayload {
 export interface PayloadDb {
   sql: Query;
   begin<T>(fn: (tx: Query) => Promise<T>): Promise<T>;
+}
+
+/** A PayloadDb on a client: single statements on it, transactions with `sql.begin`. */
+export function payloadDb(sql: Sql): PayloadDb {
+  return { sql, begin: <T>(fn: (tx: Query) => Promise<T>) => sql.begin(fn) as Promise<T> };
 }
 
 /**

@@ -9,8 +9,9 @@ import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import postgres from "postgres";
 import { asService, type Query, type Sql, type Tx } from "./db.ts";
-import { CHUNK_SIZE, storePayload } from "./payload_store.ts";
+import { CHUNK_SIZE, payloadDb, storePayload } from "./payload_store.ts";
 import { BusError } from "./errors.ts";
+import { concatBytes } from "./bytes.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
 if (!DB_URL) throw new Error("SUPABASE_DB_URL is not set: run the tests through 'npm test'");
@@ -85,16 +86,6 @@ async function chunksOf(tx: Tx, id: string): Promise<Uint8Array[]> {
   return rows.map((r) => new Uint8Array(r.data));
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Stores `source` inside `tx` (its "transaction" is `tx` itself) and completes the message as tool-invoke does. */
 async function store(tx: Tx, id: string, source: AsyncIterable<Uint8Array>, maxBytes = NO_LIMIT) {
   const db = { sql: tx, begin: <T>(fn: (q: Query) => Promise<T>) => fn(tx) };
@@ -120,7 +111,7 @@ async function storeAndCheck(input: Uint8Array, sizes?: number[]) {
     assert.equal(stored.chunkCount, chunks.length, "chunkCount is the number of rows");
     assert.equal(stored.storedSize, chunks.reduce((n, c) => n + c.length, 0), "storedSize is the sum of the rows");
     chunks.slice(0, -1).forEach((c, i) => assert.equal(c.length, CHUNK_SIZE, `chunk ${i} is a full chunk`));
-    const joined = concat(chunks);
+    const joined = concatBytes(chunks);
     assert.equal(stored.storedChecksum, sha256(joined), "storedChecksum is sha256 over the stored bytes");
     const last = stored.lastChunk ? new Uint8Array(stored.lastChunk) : undefined; // gzipSync answers a Buffer
     assert.deepEqual(last, chunks.at(-1), "the last chunk was stored by the completion");
@@ -167,7 +158,7 @@ Deno.test("storePayload: a compressible payload over several chunks is stored gz
 
 Deno.test("storePayload: the first chunk decides compression for large payloads", async () => {
   // Random first MiB, then compressible text: stored raw, and `compression` says so.
-  const input = concat([randomBytes(MiB), compressibleText(MiB + 17)]);
+  const input = concatBytes([randomBytes(MiB), compressibleText(MiB + 17)]);
   const { stored } = await storeAndCheck(input);
   assert.equal(stored.compression, "none");
   assert.equal(stored.storedSize, input.length);
@@ -208,8 +199,7 @@ async function storeTooLarge(input: Uint8Array, maxBytes: number) {
       sql,
     );
     try {
-      const db = { sql, begin: <T>(fn: (tx: Query) => Promise<T>) => sql.begin(fn) as Promise<T> };
-      const error = await storePayload(db, id, pieces(input), maxBytes, () => {
+      const error = await storePayload(payloadDb(sql), id, pieces(input), maxBytes, () => {
         throw new Error("complete must not run for a payload over maxBytes");
       }).then(
         () => assert.fail("storePayload should refuse a payload over maxBytes"),

@@ -4,8 +4,8 @@
  */
 import OpenAI from "openai";
 import { BusError } from "../_shared/errors.ts";
-import type { Query, Sql } from "../_shared/db.ts";
-import { storePayload } from "../_shared/payload_store.ts";
+import type { Sql } from "../_shared/db.ts";
+import { payloadDb, storePayload } from "../_shared/payload_store.ts";
 import { SummaryCollector } from "../_shared/providers/response_summary.ts";
 import { completeMessage, failMessage, type MessageRow } from "./message_rows.ts";
 import type { Tool } from "./tools/tool.ts";
@@ -43,8 +43,7 @@ export async function executeMessage(a: ExecuteArgs): Promise<MessageRow> {
   const summary = new SummaryCollector();
   try {
     const body = response.body ?? ReadableStream.from<Uint8Array>([]);
-    const db = { sql: a.sql, begin: <T>(fn: (tx: Query) => Promise<T>) => a.sql.begin(fn) as Promise<T> };
-    return await storePayload(db, a.transactionId, summary.tap(body), a.maxPayloadBytes, (q, stored) => {
+    return await storePayload(payloadDb(a.sql), a.transactionId, summary.tap(body), a.maxPayloadBytes, (q, stored) => {
       const s = summary.summary();
       return completeMessage(q, a.transactionId, {
         ...stored,
