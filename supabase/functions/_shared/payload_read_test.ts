@@ -47,7 +47,7 @@ function compressibleText(n: number): Uint8Array {
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const p of source) parts.push(p);
-  return concatBytes(parts);
+  return new Uint8Array(concatBytes(parts)); // a plain Uint8Array, whatever the parts are (Buffer from postgres.js)
 }
 
 interface Stored {
