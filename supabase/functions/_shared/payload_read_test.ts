@@ -10,7 +10,7 @@ import postgres from "postgres";
 import { asService, type Query, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { storePayload } from "./payload_store.ts";
-import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "./payload_read.ts";
+import { ChecksumMismatchError, readChunk, storedChunks, type StoredMeta, verifiedPayload } from "./payload_read.ts";
 import { concatBytes } from "./bytes.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
@@ -207,4 +207,44 @@ Deno.test("payload_read: a consumer that stops early leaves no dangling verifica
       break;
     }
   }
+});
+
+Deno.test("readChunk: binary COPY reads leave the connection usable, whatever the chunk size", async () => {
+  await withMessages(async (sql, store) => {
+    // Sizes that fit in one socket read and sizes that span many: one of the first kind wedged the connection
+    // before readChunk resumed postgres.js's socket (porsager/postgres#499).
+    const stored: { size: number; s: Stored }[] = [];
+    for (const size of [10, 70_000, 200_000, MiB]) stored.push({ size, s: await store(randomBytes(size)) });
+    const single = postgres(DB_URL!, { prepare: false, max: 1, onnotice: () => {} }); // every read on one connection
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const reads = (async () => {
+        for (let round = 0; round < 3; round++) {
+          for (const { size, s } of stored) {
+            const data: Uint8Array | undefined = await asService((tx) => readChunk(tx, s.meta.transaction_id, 0), single);
+            assert.deepEqual(data?.length, size);
+            assert.deepEqual(sha256(data!), sha256(s.storedBytes));
+            assert.deepEqual(await asService((tx) => readChunk(tx, s.meta.transaction_id, 1), single), undefined);
+          }
+        }
+        return (await single`select 1 as one`)[0].one;
+      })();
+      const hung = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("a read after a COPY hung")), 20_000);
+      });
+      assert.deepEqual(await Promise.race([reads, hung]), 1);
+    } finally {
+      clearTimeout(timer);
+      await single.end({ timeout: 1 });
+    }
+  });
+});
+
+Deno.test("readChunk: refuses an ID that is not a UUID before it reaches the statement", async () => {
+  await withMessages(async (sql) => {
+    await assert.rejects(
+      asService((tx) => readChunk(tx, "x' or true) to stdout; --", 0), sql),
+      /not a transaction ID/,
+    );
+  });
 });
