@@ -88,6 +88,7 @@ export async function handleInvoke(c: Context, deps: InvokeDeps): Promise<Respon
     idempotencyKey: idem?.data,
     ttlSeconds: ttl,
     metadata: body.metadata ?? {},
+    answerAfterCompletion: body.mode !== "async",
   });
   if (!created) return answerExisting(c, await getMessage(sql, transactionId));
   const recorded = performance.now();

@@ -25,6 +25,13 @@ export interface BeginArgs {
   idempotencyKey?: string;
   ttlSeconds: number;
   metadata: Record<string, unknown>;
+  /**
+   * True for a sync invoke: nothing is answered before the message's completion (or failure) commits, and that
+   * commit flushes this one's WAL too, so this commit need not wait for its own flush (bench/RESULTS.md). Only an
+   * idempotent replay that finds the row still pending can answer before that flush; after a database crash it
+   * would find no message, as the original caller finds its request failed.
+   */
+  answerAfterCompletion: boolean;
 }
 
 /**
@@ -36,7 +43,9 @@ export async function beginMessage(sql: Sql, a: BeginArgs): Promise<{ transactio
   const [row] = await sql<{ transaction_id: string; created: boolean }[]>`
     select transaction_id, created from bus.begin_message(
       ${a.owner}::uuid, ${a.tool}, ${a.provider}, ${a.model}, ${a.sessionId ?? null}, ${a.idempotencyKey ?? null},
-      ${a.ttlSeconds}, ${sql.json(a.metadata as never)})`;
+      ${a.ttlSeconds}, ${sql.json(a.metadata as never)})${
+    a.answerAfterCompletion ? sql`, set_config('synchronous_commit', 'off', true)` : sql``
+  }`;
   return { transactionId: row.transaction_id, created: row.created };
 }
 

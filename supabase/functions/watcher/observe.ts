@@ -125,11 +125,16 @@ export async function observeMessage(
   }
 
   const verdict = verdictOf(findings);
+  // Committed without waiting for its WAL flush: the observation and the removal of the message's watch_queue row
+  // are one transaction, so a database crash loses both and bus.sweep_unobserved asks again; nothing is lost.
+  // Meanwhile the invokes' own commits do not queue behind this one's flush (bench/RESULTS.md). Hosted Realtime
+  // reads the `observation` broadcast from the WAL, so it goes out once the WAL writer has flushed it (within
+  // wal_writer_delay, 200 ms by default, or at the next commit that waits).
   const [recorded] = await deps.sql<{ observation_id: string; created: boolean }[]>`
     select observation_id, created from bus.record_observation(
       ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${deps.sql.json(findings as never)}, ${analysed},
       ${partial}, ${review ? deps.sql.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
-      ${Math.round(performance.now() - started)})`;
+      ${Math.round(performance.now() - started)}), set_config('synchronous_commit', 'off', true)`;
   if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
   return {
     transaction_id: transactionId,

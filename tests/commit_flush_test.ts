@@ -1,0 +1,72 @@
+/**
+ * Which commits wait for their WAL flush (bench/RESULTS.md, issue 3): a sync invoke's begin_message does not —
+ * nothing is answered before the completion's commit, which flushes it too — while an async invoke's does (its
+ * transaction ID is answered right away); the watcher's observation does not (a crash loses it together with the
+ * removal of its watch_queue row, and the sweep asks again). Each call runs in a transaction that first sets
+ * synchronous_commit on, so the setting read back is the one the statement left for the commit.
+ */
+import assert from "node:assert/strict";
+import { adminSql } from "../devstack/testing/env.ts";
+import type { Sql } from "../supabase/functions/_shared/db.ts";
+import { settings } from "../supabase/functions/_shared/env.ts";
+import { beginMessage } from "../supabase/functions/tool-invoke/message_rows.ts";
+import { observeMessage } from "../supabase/functions/watcher/observe.ts";
+import { completionBody, storeMessage } from "./watch_helpers.ts";
+
+const sql = adminSql();
+
+async function commitSetting(fn: (tx: Sql) => Promise<unknown>): Promise<string> {
+  return await sql.begin(async (tx) => {
+    await tx`set local synchronous_commit = on`;
+    await fn(tx as unknown as Sql);
+    const [{ setting }] = await tx<{ setting: string }[]>`select current_setting('synchronous_commit') as setting`;
+    return setting;
+  }) as string;
+}
+
+Deno.test("a sync invoke's begin_message commits without waiting for its flush; an async invoke's waits", async () => {
+  const owner = crypto.randomUUID();
+  const ids: string[] = [];
+  try {
+    for (const [answerAfterCompletion, expected] of [[true, "off"], [false, "on"]] as const) {
+      const setting = await commitSetting(async (tx) => {
+        const { transactionId, created } = await beginMessage(tx, {
+          owner,
+          tool: "chat",
+          provider: "kimi",
+          model: "m",
+          ttlSeconds: 60,
+          metadata: {},
+          answerAfterCompletion,
+        });
+        assert.equal(created, true);
+        ids.push(transactionId);
+      });
+      assert.equal(setting, expected, `answerAfterCompletion: ${answerAfterCompletion}`);
+    }
+  } finally {
+    await sql`delete from public.message_bus where transaction_id = any(${ids}::uuid[])`;
+  }
+});
+
+Deno.test("the watcher records its observation without waiting for the flush", async () => {
+  const id = await storeMessage(sql, crypto.randomUUID(), completionBody("fine"), { loseWebhook: true });
+  try {
+    let verdict: string | undefined;
+    const setting = await commitSetting(async (tx) => {
+      const observation = await observeMessage(id, { sql: tx, settings: settings() });
+      assert.equal(observation.created, true);
+      verdict = observation.verdict;
+    });
+    assert.equal(setting, "off");
+    assert.equal(verdict, "ok");
+    const [row] = await sql`select count(*)::int as n from bus.watch_queue where transaction_id = ${id}::uuid`;
+    assert.equal(row.n, 0, "the observation cleared the message's watch_queue row");
+  } finally {
+    await sql`delete from public.message_bus where transaction_id = ${id}::uuid`;
+  }
+});
+
+Deno.test("commit flush tests: close the database client", async () => {
+  await sql.end();
+});
