@@ -63,8 +63,10 @@ export async function startPgNetWorker(opts: PgNetWorkerOptions): Promise<PgNetW
   const ttl = opts.ttl ?? "6 hours";
   const log = opts.log ?? ((msg: string) => console.error(`[pg_net] ${msg}`));
   // pg_net reports itself as application_name 'pg_net <version>'; net.check_worker_is_up() looks for it.
+  // Prepared statements, as pg_net's SPI calls keep their plans: the worker is inside the database hosted, never
+  // behind a pooler, and it runs for every request queued.
   const sql = postgres(opts.dbUrl, {
-    prepare: false,
+    prepare: true,
     max: 1,
     connection: { application_name: `pg_net ${PG_NET_VERSION}` },
   });
