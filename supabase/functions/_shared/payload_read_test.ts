@@ -221,7 +221,10 @@ Deno.test("readChunk: binary COPY reads leave the connection usable, whatever th
       const reads = (async () => {
         for (let round = 0; round < 3; round++) {
           for (const { size, s } of stored) {
-            const data: Uint8Array | undefined = await asService((tx) => readChunk(tx, s.meta.transaction_id, 0), single);
+            const data: Uint8Array | undefined = await asService(
+              (tx) => readChunk(tx, s.meta.transaction_id, 0),
+              single,
+            );
             assert.deepEqual(data?.length, size);
             assert.deepEqual(sha256(data!), sha256(s.storedBytes));
             assert.deepEqual(await asService((tx) => readChunk(tx, s.meta.transaction_id, 1), single), undefined);
