@@ -210,7 +210,7 @@ Deno.test("payload_read: a consumer that stops early leaves no dangling verifica
 });
 
 Deno.test("readChunk: binary COPY reads leave the connection usable, whatever the chunk size", async () => {
-  await withMessages(async (sql, store) => {
+  await withMessages(async (_sql, store) => {
     // Sizes that fit in one socket read and sizes that span many: one of the first kind wedged the connection
     // before readChunk resumed postgres.js's socket (porsager/postgres#499).
     const stored: { size: number; s: Stored }[] = [];
