@@ -102,7 +102,7 @@ export async function readChunk(tx: Tx, transactionId: string, seq: number): Pro
 }
 
 /** The one bytea field of the one row (or none) of a binary COPY (PostgreSQL docs, "COPY", Binary Format). */
-function copiedBytea(copy: Uint8Array, transactionId: string, seq: number): Uint8Array | undefined {
+export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number): Uint8Array | undefined {
   const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
   const malformed = (what: string) => new Error(`binary COPY of chunk ${seq} of ${transactionId}: ${what}`);
   const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]; // "PGCOPY\n\377\r\n\0"

@@ -10,7 +10,14 @@ import postgres from "postgres";
 import { asService, type Query, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { storePayload } from "./payload_store.ts";
-import { ChecksumMismatchError, readChunk, storedChunks, type StoredMeta, verifiedPayload } from "./payload_read.ts";
+import {
+  ChecksumMismatchError,
+  copiedBytea,
+  readChunk,
+  storedChunks,
+  type StoredMeta,
+  verifiedPayload,
+} from "./payload_read.ts";
 import { concatBytes } from "./bytes.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
@@ -250,4 +257,42 @@ Deno.test("readChunk: refuses an ID that is not a UUID before it reaches the sta
       /not a transaction ID/,
     );
   });
+});
+
+Deno.test("copiedBytea: the field of a binary COPY; no row; malformed input", () => {
+  const field = randomBytes(5000);
+  const header = new Uint8Array([
+    0x50,
+    0x47,
+    0x43,
+    0x4f,
+    0x50,
+    0x59,
+    0x0a,
+    0xff,
+    0x0d,
+    0x0a,
+    0x00,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
+  const row = new Uint8Array(6 + field.length);
+  new DataView(row.buffer).setInt16(0, 1);
+  new DataView(row.buffer).setInt32(2, field.length);
+  row.set(field, 6);
+  const trailer = new Uint8Array([0xff, 0xff]);
+  const id = "01890000-0000-7000-8000-000000000001";
+  assert.deepEqual(copiedBytea(concatBytes([header, row, trailer]), id, 0), field);
+  assert.deepEqual(copiedBytea(concatBytes([header, trailer]), id, 0), undefined);
+  assert.throws(() => copiedBytea(concatBytes([header, row, trailer]).slice(1), id, 0), /no signature/);
+  assert.throws(() => copiedBytea(concatBytes([header, row]), id, 0), /not one bytea row/);
+  const twoFields = new Uint8Array(row);
+  new DataView(twoFields.buffer).setInt16(0, 2);
+  assert.throws(() => copiedBytea(concatBytes([header, twoFields, trailer]), id, 0), /2 fields/);
 });
