@@ -9,6 +9,7 @@ import {
   fetchJson,
   invoke,
   sha256Hex,
+  sha256Stream,
   standinCalls,
   standinDirect,
   uniqueTag,
@@ -46,6 +47,42 @@ Deno.test("50 concurrent invokes and fetches: distinct ids, every payload verifi
     assert.equal(list.status, 200);
     const own = results.filter((r) => r.user === user).map((r) => r.invoked.transaction_id).sort();
     assert.deepEqual(list.json.messages.map((m: { transaction_id: string }) => m.transaction_id).sort(), own);
+  }
+});
+
+Deno.test("concurrent fetches of a payload of several chunks, identity and gzip, outnumber the database pool", async () => {
+  // Each fetch reads its chunks with binary COPY, one short transaction per chunk; 24 at once share the function's
+  // pool (DB_POOL_SIZE, 10 by default), so connections pass from one COPY to the next. A connection left paused
+  // after a COPY (porsager/postgres#499) would hang the fetches queued on it.
+  const user = await newUser();
+  const invoked = await invoke(user.token, chatBody({ bytes: 8 * 1024 * 1024 }));
+  assert.equal(invoked.status, 200, JSON.stringify(invoked.json));
+  const id = invoked.json.transaction_id;
+  const meta = await fetchJson(user.token, `/${id}/meta`);
+  // Chunks hold 1 MiB of stored bytes: more than that is more than one chunk.
+  assert.ok(meta.json.stored_size_bytes > 1024 * 1024, `stored ${meta.json.stored_size_bytes} bytes`);
+  const fetches = (async () => {
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(Array.from({ length: 24 }, async (_, i) => {
+        const res = await fetch(`${testStack().functionsUrl}/message-fetch/${id}`, {
+          // fetch asks for gzip by default and decodes it; the bytes checked are the payload either way.
+          headers: { authorization: `Bearer ${user.token}`, ...(i % 2 ? { "accept-encoding": "identity" } : {}) },
+        });
+        assert.equal(res.status, 200);
+        const { hex, size } = await sha256Stream(res.body!);
+        assert.equal(size, 8 * 1024 * 1024);
+        assert.equal(`sha256:${hex}`, invoked.json.checksum, `fetch ${i} of round ${round}`);
+      }));
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("the fetches did not finish within 60 s")), 60_000);
+  });
+  try {
+    await Promise.race([fetches, hung]);
+  } finally {
+    clearTimeout(timer);
   }
 });
 
