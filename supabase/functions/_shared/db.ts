@@ -58,6 +58,13 @@ export function callerContextSql(caller: Caller): string {
     set_config('request.jwt.claim.role', ${text(caller.role)}, true)`;
 }
 
+/**
+ * A select-list item that lets the statement's transaction commit without waiting for its WAL flush
+ * (`synchronous_commit` off for that transaction only). For writes that promise nothing to a caller by themselves:
+ * a later commit that waits flushes them too, or losing them in a crash is harmless (bench/RESULTS.md).
+ */
+export const COMMIT_WITHOUT_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)";
+
 /** Runs `fn` in a transaction as `service_role`. */
 export function asService<T>(fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {
   return asCaller({ role: "service_role", claims: { role: "service_role" } }, fn, sql);

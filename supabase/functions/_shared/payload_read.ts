@@ -101,12 +101,14 @@ export async function readChunk(tx: Tx, transactionId: string, seq: number): Pro
   return copiedBytea(concatBytes(parts), transactionId, seq);
 }
 
+/** The first bytes of every binary COPY: "PGCOPY\n\377\r\n\0". */
+export const COPY_SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
+
 /** The one bytea field of the one row (or none) of a binary COPY (PostgreSQL docs, "COPY", Binary Format). */
 export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number): Uint8Array | undefined {
   const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
   const malformed = (what: string) => new Error(`binary COPY of chunk ${seq} of ${transactionId}: ${what}`);
-  const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]; // "PGCOPY\n\377\r\n\0"
-  if (copy.length < 21 || SIGNATURE.some((b, i) => copy[i] !== b)) throw malformed("no signature");
+  if (copy.length < 21 || COPY_SIGNATURE.some((b, i) => copy[i] !== b)) throw malformed("no signature");
   let at = 15 + 4 + view.getUint32(15); // flags, then the header extension's length and bytes
   const fields = view.getInt16(at);
   if (fields === -1) return undefined; // the trailer right away: no row

@@ -13,6 +13,7 @@ import { storePayload } from "./payload_store.ts";
 import {
   ChecksumMismatchError,
   copiedBytea,
+  COPY_SIGNATURE,
   readChunk,
   storedChunks,
   type StoredMeta,
@@ -261,27 +262,7 @@ Deno.test("readChunk: refuses an ID that is not a UUID before it reaches the sta
 
 Deno.test("copiedBytea: the field of a binary COPY; no row; malformed input", () => {
   const field = randomBytes(5000);
-  const header = new Uint8Array([
-    0x50,
-    0x47,
-    0x43,
-    0x4f,
-    0x50,
-    0x59,
-    0x0a,
-    0xff,
-    0x0d,
-    0x0a,
-    0x00,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-  ]);
+  const header = new Uint8Array([...COPY_SIGNATURE, 0, 0, 0, 0, 0, 0, 0, 0]); // no flags, no header extension
   const row = new Uint8Array(6 + field.length);
   new DataView(row.buffer).setInt16(0, 1);
   new DataView(row.buffer).setInt32(2, field.length);

@@ -1,5 +1,5 @@
 /** Message metadata as callers see it (CONTRACT.md §5), read through `message_bus_meta` with the caller's RLS. */
-import { asCaller, type Sql } from "../_shared/db.ts";
+import { asCaller, COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../_shared/db.ts";
 import type { Caller } from "../_shared/auth.ts";
 
 export interface MetaRow {
@@ -41,7 +41,7 @@ const COLUMNS = `transaction_id, status, tool, provider, model, session_id, chec
 
 // A retrieval count is a statistic: its commit need not wait for the WAL flush (one fsync less per fetch).
 const MARK_RETRIEVED = `case when m.status = 'completed'
-  then (select bus.mark_retrieved(m.transaction_id)::text || set_config('synchronous_commit', 'off', true)) end`;
+  then (select bus.mark_retrieved(m.transaction_id)::text || ${COMMIT_WITHOUT_FLUSH_WAIT}) end`;
 
 /**
  * One message's metadata, or undefined when it does not exist or is not the caller's: one statement in a
@@ -77,7 +77,7 @@ export async function readMeta(
 export async function markRetrieved(sql: Sql, caller: Caller, id: string): Promise<void> {
   await asCaller(
     caller,
-    (tx) => tx`select set_config('synchronous_commit', 'off', true), bus.mark_retrieved(${id}::uuid)`,
+    (tx) => tx`select ${tx.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}, bus.mark_retrieved(${id}::uuid)`,
     sql,
   );
 }

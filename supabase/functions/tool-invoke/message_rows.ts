@@ -1,5 +1,5 @@
 /** The bus's SQL API as `tool-invoke` uses it (schema `bus`, executed as service_role). */
-import { asService, type Query, type Sql } from "../_shared/db.ts";
+import { asService, COMMIT_WITHOUT_FLUSH_WAIT, type Query, type Sql } from "../_shared/db.ts";
 import type { StoredPayload } from "../_shared/payload_store.ts";
 
 export interface MessageRow {
@@ -44,7 +44,7 @@ export async function beginMessage(sql: Sql, a: BeginArgs): Promise<{ transactio
     select transaction_id, created from bus.begin_message(
       ${a.owner}::uuid, ${a.tool}, ${a.provider}, ${a.model}, ${a.sessionId ?? null}, ${a.idempotencyKey ?? null},
       ${a.ttlSeconds}, ${sql.json(a.metadata as never)})${
-    a.answerAfterCompletion ? sql`, set_config('synchronous_commit', 'off', true)` : sql``
+    a.answerAfterCompletion ? sql`, ${sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}` : sql``
   }`;
   return { transactionId: row.transaction_id, created: row.created };
 }

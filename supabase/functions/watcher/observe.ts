@@ -3,7 +3,7 @@
  * model review, and records the observation (bus.record_observation: once per watcher version, broadcast as event
  * `observation` on the owner's topic). A message observed before is answered from the stored observation.
  */
-import type { Sql } from "../_shared/db.ts";
+import { COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
 import { BusError, notFound } from "../_shared/errors.ts";
 import { storedChunks, type StoredMeta } from "../_shared/payload_read.ts";
@@ -134,7 +134,7 @@ export async function observeMessage(
     select observation_id, created from bus.record_observation(
       ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${deps.sql.json(findings as never)}, ${analysed},
       ${partial}, ${review ? deps.sql.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
-      ${Math.round(performance.now() - started)}), set_config('synchronous_commit', 'off', true)`;
+      ${Math.round(performance.now() - started)}), ${deps.sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}`;
   if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
   return {
     transaction_id: transactionId,
