@@ -14,6 +14,7 @@ import {
   ChecksumMismatchError,
   copiedBytea,
   COPY_SIGNATURE,
+  MissingChunkError,
   readChunk,
   storedChunks,
   type StoredMeta,
@@ -180,6 +181,18 @@ Deno.test("payload_read: corrupted gzip bytes fail the stream (identity and pass
     for (const encoding of ["identity", "gzip"] as const) {
       await assert.rejects(read(sql, s, encoding), Error, `a ${encoding} stream of corrupted gzip must fail`);
     }
+    // Decoding for the identity answer names it an integrity failure, as the checksum check would.
+    await assert.rejects(read(sql, s, "identity"), ChecksumMismatchError, "undecodable gzip");
+  });
+});
+
+Deno.test("payload_read: a chunk missing in the middle of gzip fails the decoded stream with that error", async () => {
+  await withMessages(async (sql, store) => {
+    const s = await store(compressibleText(12 * MiB));
+    assert.equal(s.meta.compression, "gzip");
+    assert.ok(s.meta.chunk_count >= 3, `${s.meta.chunk_count} chunks`);
+    await sql`delete from public.message_bus_chunks where transaction_id = ${s.meta.transaction_id}::uuid and seq = 1`;
+    await assert.rejects(read(sql, s, "identity"), MissingChunkError, "Chunk 1 of");
   });
 });
 
@@ -206,14 +219,20 @@ Deno.test("payload_read: a consumer that stops early leaves no dangling verifica
     compression: "gzip",
   };
   for (const encoding of ["identity", "gzip"] as const) {
+    let closed = false;
     const source = (async function* () {
-      yield gz.slice(0, 1000);
-      yield gz.slice(1000);
+      try {
+        yield gz.slice(0, 1000);
+        yield gz.slice(1000);
+      } finally {
+        closed = true;
+      }
     })();
     for await (const part of verifiedPayload(meta, source, encoding)) {
       assert.ok(part.length > 0);
       break;
     }
+    assert.ok(closed, `${encoding}: the source (the chunk reads) is closed when the consumer stops`);
   }
 });
 
