@@ -177,7 +177,8 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
   const feeding = feed(gunzip, source);
   let held: Uint8Array | undefined;
   try {
-    for await (const piece of gunzip) {
+    for await (const out of gunzip as AsyncIterable<Uint8Array>) {
+      const piece = new Uint8Array(out.buffer, out.byteOffset, out.byteLength); // zlib's Buffer as a plain view
       hash.update(piece);
       if (held) yield held;
       held = piece;
