@@ -6,7 +6,7 @@
 
 begin;
 set local search_path = public, extensions;
-select plan(93);
+select plan(98);
 
 do $$ begin
   perform set_config('test.alice', 'a11ce000-0000-4000-8000-0000000000a1', true),
@@ -64,12 +64,13 @@ insert into api values ('bus.request_watch(uuid)'), ('bus.sweep_unobserved(inter
   ('bus.purge_messages(interval,integer,integer)'), ('bus.reap_pending(interval,integer)'),
   ('bus.trim_http_responses(interval,integer)'), ('bus.trim_cron_history(interval,integer)'),
   ('bus.run_cleanup(interval,interval,integer,integer,interval,interval,integer)'),
-  ('bus.log_maintenance(text,timestamp with time zone,integer,boolean,jsonb,text)'), ('bus.schedule_cleanup(text)');
+  ('bus.log_maintenance(text,timestamp with time zone,integer,boolean,jsonb,text)'), ('bus.schedule_cleanup(text)'),
+  ('bus.watch_target(uuid,text)');
 select is((select count(*)::int from api where has_function_privilege('anon', sig, 'execute')), 0,
   'anon cannot execute the watcher and cleanup functions');
 select is((select count(*)::int from api where has_function_privilege('authenticated', sig, 'execute')), 0,
   'authenticated cannot execute the watcher and cleanup functions');
-select is((select count(*)::int from api where has_function_privilege('service_role', sig, 'execute')), 12,
+select is((select count(*)::int from api where has_function_privilege('service_role', sig, 'execute')), 13,
   'service_role can execute the watcher and cleanup functions');
 select ok(not has_function_privilege('service_role', 'bus.schedule_job(text,text,text)', 'execute'),
   'service_role cannot schedule arbitrary cron jobs');
@@ -161,6 +162,21 @@ select throws_ok($$select bus.record_observation('00000000-0000-7000-8000-000000
   'P0002', null, 'observing an unknown message fails');
 select throws_ok($$select bus.record_observation(current_setting('test.m2')::uuid, '1', 'fine', '[]'::jsonb)$$,
   '23514', null, 'an unknown verdict is refused');
+
+-- What the watcher reads: the row, its observation by the watcher's version, the bytes of a one-chunk payload.
+select is((select observation ->> 'verdict' from bus.watch_target(current_setting('test.m1')::uuid, '1')), 'warning',
+  'watch_target returns the observation of the version asked for');
+select is((select observation ->> 'watcher_version' from bus.watch_target(current_setting('test.m1')::uuid, '2')), '2',
+  'and of another version its own');
+select ok((select observation is null from bus.watch_target(current_setting('test.m2')::uuid, '1')),
+  'watch_target: no observation yet, none returned');
+select is(
+  (select array[status, only_chunk::text, expired::text, chunk_count::text, checksum]
+     from bus.watch_target(current_setting('test.m2')::uuid, '1')),
+  array['completed', '\x7b7d', 'false', '1', 'sha256:' || repeat('a', 64)],
+  'watch_target returns the row and the bytes of a one-chunk payload');
+select is((select count(*)::int from bus.watch_target('00000000-0000-7000-8000-000000000000'::uuid, '1')), 0,
+  'watch_target: no row for an unknown message');
 
 -- meta.watcher shows the latest observation to its owner only.
 select is((select watcher from public.message_bus_meta where transaction_id = current_setting('test.m1')::uuid),

@@ -73,21 +73,12 @@ export async function observeMessage(
   opts: { review?: boolean } = {},
 ): Promise<Observation> {
   const started = performance.now();
-  // One statement for everything the checks need: the row, an existing observation and, for a payload of one
-  // chunk (most tool responses), its bytes. The watcher runs for every message, so its round trips count (they
-  // competed with tool-invoke for the same CPUs, bench/RESULTS.md).
+  // One call for everything the checks need: the row, an existing observation and, for a payload of one chunk
+  // (most tool responses), its bytes. The watcher runs for every message, so its round trips and Postgres's
+  // planning count (they competed with tool-invoke for the same CPUs); bus.watch_target keeps its plan
+  // (migration 20261121000600, bench/RESULTS.md).
   const [row] = await deps.sql<MessageRow[]>`
-    select m.transaction_id, m.status, m.checksum, m.stored_checksum, m.chunk_count, m.compression, m.payload_size_bytes,
-           m.finish_reason, m.usage, m.error, m.metadata,
-           (m.payload_deleted_at is not null or m.expires_at <= now()) as expired,
-           (select to_jsonb(o) from (
-              select o.id as observation_id, o.watcher_version, o.verdict, o.findings, o.partial, o.analysed_bytes,
-                     o.review
-              from public.message_bus_observations o
-              where o.transaction_id = m.transaction_id and o.watcher_version = ${WATCHER_VERSION}) o) as observation,
-           (select c.data from public.message_bus_chunks c
-             where c.transaction_id = m.transaction_id and c.seq = 0 and m.chunk_count = 1) as only_chunk
-    from public.message_bus m where m.transaction_id = ${transactionId}::uuid`;
+    select * from bus.watch_target(${transactionId}::uuid, ${WATCHER_VERSION})`;
   if (!row) throw notFound(`No message ${transactionId}`);
   if (row.observation) return observationOf(transactionId, row.observation);
   if (row.status === "pending") throw new BusError(409, "not_finished", `Message ${transactionId} is still pending`);
