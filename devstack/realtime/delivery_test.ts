@@ -3,6 +3,7 @@
  * reach private subscribers in commit order, rolled-back ones never do, public and private stay apart.
  */
 import assert from "node:assert/strict";
+import { NOTIFY_CHANNEL } from "./tap.ts";
 import {
   collect,
   connect,
@@ -156,6 +157,32 @@ cases.push(["realtime.send_binary reaches a vsn 2 client as an ArrayBuffer and i
   } finally {
     await disconnect(v1);
     await disconnect(v2.client);
+  }
+}]);
+
+cases.push(["a row too large for its notification is read back: whole, and in commit order", async () => {
+  const s = await privateSubscriber("2.0.0");
+  const bin = await privateSubscriber("2.0.0", "bin");
+  const notices: Record<string, unknown>[] = [];
+  const listening = await stack.sql.listen(NOTIFY_CHANNEL, (raw) => notices.push(JSON.parse(raw)));
+  try {
+    const big = "é漢🙂/".repeat(1000); // 10 000 bytes of UTF-8: over the 8000-byte notification limit
+    const bytes = new Uint8Array(6000).map((_, i) => (i * 7) % 256); // 12 000 hex digits
+    await send(s.topic, { n: "small-1" });
+    await send(s.topic, { n: "big", text: big });
+    await send(s.topic, { n: "small-2" });
+    await stack.sql`select realtime.send_binary(${bytes}, 'bin', ${bin.topic})`;
+    await waitFor(() => s.got.length === 3 && bin.got.length === 1, "three broadcasts and a binary one");
+    assert.deepEqual(s.got.map((m) => (m.payload as { n: string }).n), ["small-1", "big", "small-2"]);
+    assert.equal((s.got[1].payload as { text: string }).text, big);
+    assert.deepEqual(new Uint8Array(bin.got[0].payload as ArrayBuffer), bytes);
+    // The small rows came in their notifications; the large ones as keys only, read back by the tap.
+    const mine = notices.filter((n) => [s.topic, bin.topic].includes(n.topic as string) || !("topic" in n));
+    assert.deepEqual(mine.map((n) => "topic" in n), [true, false, true, false], JSON.stringify(mine).slice(0, 300));
+  } finally {
+    await listening.unlisten();
+    await disconnect(s.client);
+    await disconnect(bin.client);
   }
 }]);
 

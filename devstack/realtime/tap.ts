@@ -1,7 +1,7 @@
 /**
  * The DB tap of the Realtime stand-in (supabase-platform.md §8.3): LISTEN on the channel that the AFTER INSERT
- * trigger of devstack/sql/30_realtime.sql notifies at commit, read each committed realtime.messages row, and hand it
- * on in notification (= commit) order. Hosted Realtime reads the same rows from the WAL (§3.1 delivery path).
+ * trigger of devstack/sql/30_realtime.sql notifies at commit with each realtime.messages row (or, for a row too large
+ * for a notification, its key: the row is then read back), and hand the rows on in notification (= commit) order. Hosted Realtime reads the same rows from the WAL (§3.1 delivery path).
  */
 import type postgres from "postgres";
 
@@ -23,6 +23,23 @@ export interface DbBroadcast {
 export interface Tap {
   /** Stops listening; waits for rows already being delivered. */
   close(): Promise<void>;
+}
+
+/** A notification: the inserted row, or only its key when the row did not fit (see the trigger). */
+type Notice = { id: string; inserted_at: string } & Partial<Omit<Row, "binary_payload">> & {
+  binary_payload_hex?: string | null;
+};
+
+/** The row a notification carries. */
+function rowOf(n: Notice): Row {
+  return {
+    id: n.id,
+    topic: n.topic!,
+    event: n.event ?? null,
+    private: n.private ?? null,
+    payload_json: n.payload_json ?? null,
+    binary_payload: n.binary_payload_hex == null ? null : Uint8Array.fromHex(n.binary_payload_hex),
+  };
 }
 
 interface Row {
@@ -52,15 +69,11 @@ export async function startTap(
   };
 
   async function readAndDeliver(raw: string): Promise<void> {
-    const { id, inserted_at } = JSON.parse(raw) as { id: string; inserted_at: string };
-    // ::text first: postgres.js would turn a timestamp parameter into a Date and drop the microseconds.
-    const rows = await sql<Row[]>`
-      select id, topic, event, private, payload::text as payload_json, binary_payload
-      from realtime.messages where id = ${id} and inserted_at = ${inserted_at}::text::timestamp`;
-    const row = rows[0];
-    if (!row) return log(`UnableToBroadcastChanges: message ${id} is gone`);
+    const notice = JSON.parse(raw) as Notice;
+    const row = "topic" in notice ? rowOf(notice) : await readRow(notice);
+    if (!row) return log(`UnableToBroadcastChanges: message ${notice.id} is gone`);
     if (row.event === null || row.private === null || (row.payload_json === null && row.binary_payload === null)) {
-      return log(`UnableToBroadcastChanges: message ${id} lacks event, private or payload`);
+      return log(`UnableToBroadcastChanges: message ${row.id} lacks event, private or payload`);
     }
     deliver({
       id: row.id,
@@ -70,6 +83,15 @@ export async function startTap(
       payloadJson: row.payload_json,
       binaryPayload: row.binary_payload === null ? null : new Uint8Array(row.binary_payload),
     });
+  }
+
+  /** A row too large for its notification, read back by primary key. */
+  async function readRow({ id, inserted_at }: Notice): Promise<Row | undefined> {
+    // ::text first: postgres.js would turn a timestamp parameter into a Date and drop the microseconds.
+    const rows = await sql<Row[]>`
+      select id, topic, event, private, payload::text as payload_json, binary_payload
+      from realtime.messages where id = ${id} and inserted_at = ${inserted_at}::text::timestamp`;
+    return rows[0];
   }
 
   const listening = await sql.listen(NOTIFY_CHANNEL, onNotify);

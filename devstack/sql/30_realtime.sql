@@ -113,13 +113,20 @@ comment on function realtime.broadcast_changes(text, text, text, text, text, rec
   'Broadcast a row change {old_record, record, operation, table, schema} from a trigger '
   '(supabase-platform.md §3.1).';
 
--- §8.3 stand-in delivery path. Only id and inserted_at are sent: pg_notify payloads are limited to 8000 bytes, and
--- the server reads the committed row by primary key. Authorization probe rows are rolled back, so never notified.
+-- §8.3 stand-in delivery path. The notification carries the inserted row, as the WAL record hosted Realtime reads
+-- does; a row too large for a pg_notify payload (limit 8000 bytes) is sent as id and inserted_at only, and the
+-- server reads the committed row by primary key. Authorization probe rows are rolled back, so never notified.
 create or replace function realtime.stand_in_notify_message() returns trigger language plpgsql as $$
+declare
+  v_row text := json_build_object(
+    'id', new.id, 'inserted_at', new.inserted_at, 'topic', new.topic, 'event', new.event, 'private', new.private,
+    'payload_json', new.payload::text, 'binary_payload_hex', encode(new.binary_payload, 'hex')
+  )::text;
 begin
   perform pg_notify(
     'realtime_stand_in_messages',
-    json_build_object('id', new.id, 'inserted_at', new.inserted_at)::text
+    case when octet_length(v_row) <= 7999 then v_row
+         else json_build_object('id', new.id, 'inserted_at', new.inserted_at)::text end
   );
   return null;
 end;
