@@ -392,9 +392,9 @@ growth ≤ 64 MB.
 - Method: the first version measured one pass of 300 pairs after 20 warm-up pairs, so it included V8 compiling the
   stack's hot paths on the same cores: the same code measured 6.71 and 6.16 ms that way, 4.96 and 5.79 ms after
   300 warm-up pairs. Now: 300 warm-up pairs, then rounds (median of the rounds' p50 differences, as in the
-  independent gateway comparison of anchors.md §3.5). Nine runs of the final code over an hour, this one
-  included: 3.92, 4.61, 4.69, 5.13, 5.33, 5.36, 5.86, 6.12 and 7.61 ms (median 5.33), the watcher-off row
-  2.97-5.19 ms; the direct call itself moved between 0.8 and 1.6 ms over the same hour, so the spread is this shared machine.
+  independent gateway comparison of anchors.md §3.5). Nine runs of that session's final code over an hour:
+  3.92, 4.61, 4.69, 5.13, 5.33, 5.36, 5.86, 6.12 and 7.61 ms (median 5.33), the watcher-off row 2.97-5.19 ms; the
+  direct call itself moved between 0.8 and 1.6 ms over the same hour, so the spread is this shared machine.
 - Tried and not kept: each function in its own Worker, as hosted isolates are. The stack's CPU per invoke rose
   from ~5.5 to ~7.5 ms (a body crossing threads as a transferred stream costs ~250 µs against ~95 µs as one
   buffer) and the added latency did not move beyond the noise.
@@ -402,8 +402,31 @@ growth ≤ 64 MB.
   client, the system is busy for most of each sequential invoke (stack ~5.5 ms and Postgres ~4 ms CPU per invoke
   with the watcher on; ~2.5 and ~1.5 ms with it off), so the watcher's work after one invoke delays the next. In
   Postgres (pg_stat_statements) the completion statement takes 0.9 ms, 0.3 ms of it the watcher trigger's pg_net
-  request and 0.15 ms its Realtime broadcast; begin_message 0.5 ms. A 10 MB identity fetch is bounded by gunzip
-  (~20 ms per 10 MB); gzip passthrough sends the stored bytes.
+  request and 0.15 ms its Realtime broadcast; begin_message 0.5 ms. The stack's postgres.js socket writes alone
+  were ~1 ms of its CPU per invoke (cpuprofile: ~10 writes at ~90 µs on this VM's TCP loopback).
+- Identity gunzip through zlib's own stream in 256 KiB pieces (was \`Duplex.toWeb\` with 16 KiB pieces, re-blocked
+  to 256 KiB): 10 MiB decoded and hashed in memory 23 → 17 ms; six runs after it: 10 MB identity 0.39-0.52 ×
+  loopback (median 0.47, was 0.40), 100 MB identity CPU 510-660 ms (was 720).
+- Why identity stays under 0.7 × loopback here: an Edge Function has one thread (no Web Workers,
+  supabase-platform.md §1.7), and per 10 MiB it must gunzip (10.6 ms) and hash what it sends (SHA-256 5.6 ms, at
+  SHA-NI speed) besides receiving the COPY data and sending 10 MB, against a 16-18 ms loopback download of the same
+  bytes. In process the whole read of a stored 10 MB payload takes 24-27 ms. Deno's zlib binding decodes a whole
+  1 MiB input chunk at once (event-loop gaps of 6.3 ms); feeding it 64-256 KiB slices removed the gaps but not the
+  time (the thread is busy, not waiting) and was not kept; two chunks of read-ahead measured within noise again.
+  Raw-stored bytes are bounded by Postgres itself: a direct COPY of 10 MB of TOAST reads at 310-440 MB/s.
+- Fewer queries per message (this run): the watcher reads through \`bus.watch_target\` (migration
+  20261121000600), a PL/pgSQL function whose plan Postgres keeps: 0.36 → 0.15 ms of Postgres time per message
+  (parse 0.14 + plan 0.19 + execute 0.03 ms before); the Realtime stand-in's notification carries the inserted row
+  (rows over the 8000-byte NOTIFY limit still go as keys and are read back), so it no longer reads back the three
+  broadcasts of each invoke: ~0.75 ms less CPU per invoke (stack + Postgres, alternating A/B, 2 × 2 runs). The
+  added p50 did not move beyond the noise of this machine. Six runs of the final code before this one: 4.73, 7.37,
+  6.23, 4.64, 6.03 and 7.34 ms, with the direct call's p50 at 1.15, 1.62, 1.49, 1.12, 1.35 and 1.70 ms: both
+  scale with how fast the shared cores are at the time. Over the eighteen runs of this session (its three stages
+  of code), where the direct call took ≤ 1.16 ms (5 runs) the added p50 was 4.27-4.91 ms; where it took 1.20-1.28
+  ms (2 runs), 5.31-5.55 ms; where it took ≥ 1.30 ms (11 runs), 5.95-7.37 ms.
+- Tried and not kept: Postgres over a Unix socket for the pg_net and Realtime stand-ins (a Unix socket saved ~45
+  µs of client CPU and ~90 µs of wall time per query in a microbenchmark, but the added p50 did not move in 2 × 2
+  alternating runs), and the pg_net stand-in in a process of its own (no change in 2 × 2 runs).
 `;
   await writeResults("claim-check", md, { overhead, withoutWatcher, rates, roundTrip });
   console.log(md);
