@@ -8,7 +8,6 @@
  */
 import { createHash } from "node:crypto";
 import { createGunzip, gunzipSync } from "node:zlib";
-import { Duplex } from "node:stream";
 import { asCaller, db, type Sql, type Tx } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
@@ -156,8 +155,8 @@ async function* hashedPassThrough(meta: StoredMeta, expected: string, source: As
 async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
   const hash = createHash("sha256");
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
-    // Small payloads (the common case): one synchronous gunzip instead of a stream of 16 KiB pieces; the raw
-    // size bounds the memory it takes.
+    // Small payloads (the common case): one synchronous gunzip instead of a stream; the raw size bounds the
+    // memory it takes.
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
     let raw: Uint8Array;
@@ -243,33 +242,27 @@ async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Arr
     return;
   }
   const hash = createHash("sha256");
-  const gunzip = Duplex.toWeb(createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
-  const writer = gunzip.writable.getWriter();
+  const gunzip = createGunzip({ chunkSize: OUTPUT_BLOCK });
   // Settles with the gunzip's error instead of rejecting: nothing awaits it while chunks are passed on, and an
   // unhandled rejection (corrupted stored gzip) would end the whole process instead of failing this stream.
   const hashing = (async () => {
-    for await (const chunk of gunzip.readable) hash.update(chunk);
+    for await (const out of gunzip as AsyncIterable<Uint8Array>) hash.update(out);
   })().then(() => undefined, (err: unknown) => err ?? new Error("gunzip failed"));
-  let finished = false;
   let held: Uint8Array | undefined;
   try {
     for await (const chunk of source) {
-      await writer.ready;
-      await writer.write(chunk);
+      if (gunzip.destroyed) break; // it failed; `hashing` has its error
+      if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
       if (held) yield held;
       held = chunk;
     }
-    await writer.close();
-    finished = true;
+    if (!gunzip.destroyed) gunzip.end();
   } finally {
     // An error, or a consumer that stopped early: stop the verifying gunzip too.
-    if (!finished) {
-      await writer.abort(new Error("payload stream ended early"))
-        .catch((abortErr) => console.error(`aborting the verifying gunzip: ${abortErr}`));
-    }
+    if (!gunzip.writableEnded) gunzip.destroy();
   }
   const gunzipError = await hashing;
-  if (gunzipError) throw gunzipError;
+  if (gunzipError) throw undecodable(meta, gunzipError);
   check(meta, hash.digest("hex"));
   if (held) yield held;
 }

@@ -178,11 +178,10 @@ Deno.test("payload_read: corrupted gzip bytes fail the stream (identity and pass
     // Break the deflate data in the middle of chunk 0 (past the 10-byte gzip header).
     await sql`update public.message_bus_chunks set data = overlay(data placing '\\xffffffffffffffff'::bytea from 5000)
               where transaction_id = ${s.meta.transaction_id}::uuid and seq = 0`;
+    // Decoding it (for the identity answer, or on the side to verify a passthrough) names it an integrity failure.
     for (const encoding of ["identity", "gzip"] as const) {
-      await assert.rejects(read(sql, s, encoding), Error, `a ${encoding} stream of corrupted gzip must fail`);
+      await assert.rejects(read(sql, s, encoding), ChecksumMismatchError, `${encoding}: undecodable gzip`);
     }
-    // Decoding for the identity answer names it an integrity failure, as the checksum check would.
-    await assert.rejects(read(sql, s, "identity"), ChecksumMismatchError, "undecodable gzip");
   });
 });
 
