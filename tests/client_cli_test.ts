@@ -25,6 +25,8 @@ async function cli(args: string[], token?: string, env: Record<string, string> =
     SUPABASE_URL: stack.url,
     SUPABASE_ANON_KEY: stack.anonKey,
     NO_COLOR: "1",
+    // As the npm scripts run Deno: dependencies from import_map.json only (package.json holds Node tooling).
+    DENO_NO_PACKAGE_JSON: "1",
   };
   if (token) base.BUS_ACCESS_TOKEN = token;
   const child = new Deno.Command(Deno.execPath(), {
