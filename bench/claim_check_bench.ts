@@ -109,12 +109,10 @@ async function storeRandom(size: number): Promise<{ transaction_id: string; chec
   return await sql.begin(async (tx) => {
     const [{ transaction_id: id }] = await tx<{ transaction_id: string }[]>`
       select transaction_id from bus.begin_message(${user}::uuid, 'chat', 'kimi', 'bench-random', null, null, 3600)`;
-    const checksum = await storePayload({ sql: tx, begin: (fn) => fn(tx) }, id, random, 2 * size, async (q, p) => {
-      await q`select bus.complete_message(${id}::uuid, ${p.payloadSize}, ${p.storedSize}, ${p.compression},
-                 ${p.checksum}, ${p.chunkCount}, 'stop', null, null, 0, 0, '{}', ${p.storedChecksum}, ${p.lastChunk})`;
-      return p.checksum;
-    });
-    return { transaction_id: id, checksum };
+    const p = await storePayload(tx, id, random, 2 * size);
+    await tx`select bus.complete_message(${id}::uuid, ${p.payloadSize}, ${p.storedSize}, ${p.compression},
+               ${p.checksum}, ${p.chunkCount}, 'stop', null, null, 0, 0, '{}', ${p.storedChecksum}, ${p.lastChunk})`;
+    return { transaction_id: id, checksum: p.checksum };
   }) as { transaction_id: string; checksum: string };
 }
 

@@ -1,17 +1,19 @@
 /**
  * Limits and integrity over HTTP and in-process (CONTRACT.md §4-5): 413 for a request body over the limit
- * (declared Content-Length against the stack; streamed bodies through read_body.ts with a small limit), 413 for a
- * provider response over the limit (executeMessage with a small limit: recorded failed, nothing stored), and
+ * (declared Content-Length against the stack; streamed bodies through the door's jsonBody with a small limit), 413
+ * for a provider response over the limit (runMessage with a small limit: recorded failed, nothing stored), and
  * stored bytes that do not match their checksum, which are never served as a complete answer.
  */
 import assert from "node:assert/strict";
-import OpenAI from "openai";
 import { adminSql, newUser, testStack } from "../devstack/testing/env.ts";
+import { z } from "zod";
 import { createApp } from "../supabase/functions/_shared/http.ts";
 import { BusError } from "../supabase/functions/_shared/errors.ts";
-import { readJsonBody } from "../supabase/functions/tool-invoke/read_body.ts";
-import { executeMessage } from "../supabase/functions/tool-invoke/execute.ts";
-import { tools } from "../supabase/functions/tool-invoke/tools/registry.ts";
+import { BodyBudget } from "../supabase/functions/_shared/door/body.ts";
+import { jsonBody } from "../supabase/functions/_shared/door/validate.ts";
+import { runMessage } from "../supabase/functions/_shared/invoke/run.ts";
+import { toolNamed } from "../supabase/functions/_shared/tools/registry.ts";
+import { parseSettings } from "../supabase/functions/_shared/env.ts";
 import { chatBody, invoke, MODEL } from "./claim_check_helpers.ts";
 import { concatBytes } from "../supabase/functions/_shared/bytes.ts";
 
@@ -53,9 +55,14 @@ function closeQuietly(conn: Deno.Conn) {
   }
 }
 
-Deno.test("413 in-process (read_body.ts): declared and streamed bodies over a small limit; bad UTF-8 is a 400", async () => {
+Deno.test("413 in-process (the door's jsonBody): declared and streamed bodies over a small limit; bad UTF-8 is a 400", async () => {
   const app = createApp("read-body-test");
-  app.post("/", async (c) => c.json({ parsed: await readJsonBody(c, 100) }));
+  const door = jsonBody(z.record(z.string(), z.unknown()), {
+    maxBytes: 100,
+    budget: new BodyBudget(1024),
+    maxDepth: 8,
+  });
+  app.post("/", door, (c) => c.json({ parsed: c.req.valid("json") }));
   const post = (body: BodyInit, headers: Record<string, string> = {}) =>
     app.request("/read-body-test", { method: "POST", body, headers });
 
@@ -156,23 +163,24 @@ Deno.test("integrity: a changed stored byte is refused whether the gzip is decod
   }
 });
 
-Deno.test("413 for a provider response over the limit (in-process executeMessage): recorded failed, nothing stored", async () => {
+Deno.test("413 for a provider response over the limit (in-process runMessage): recorded failed, nothing stored", async () => {
   const sql = adminSql();
   const owner = crypto.randomUUID();
   try {
     const [{ transaction_id: id }] = await sql<{ transaction_id: string }[]>`
       select transaction_id from bus.begin_message(${owner}::uuid, 'chat', 'kimi', ${MODEL}, null, null, 600)`;
-    const client = new OpenAI({ apiKey: "any-key", baseURL: testStack().standinUrl, maxRetries: 0 });
     const body = chatBody({ bytes: 3 * 1024 * 1024 });
-    const error = await executeMessage({
+    const settings = parseSettings({ ...Deno.env.toObject(), MESSAGE_BUS_MAX_PAYLOAD_MB: "2" });
+    const error = await runMessage({
       sql,
       transactionId: id,
-      tool: tools.chat,
+      run: 1,
+      tool: toolNamed("chat")!,
       input: body.input,
-      client,
-      provider: "kimi",
+      inputJson: new TextEncoder().encode(JSON.stringify(body.input)),
+      provider: { name: "kimi", baseURL: testStack().standinUrl, apiKey: "any-key", defaultModel: MODEL },
       model: MODEL,
-      maxPayloadBytes: 2 * 1024 * 1024,
+      settings,
     }).then(() => assert.fail("a 3 MiB response must not fit a 2 MiB limit"), (err: unknown) => err);
     assert.ok(error instanceof BusError);
     assert.equal(error.status, 413);

@@ -127,7 +127,7 @@ Deno.test("an expired message answers 410 before and after cleanup; cleanup dele
   );
 });
 
-Deno.test("cleanup reaps messages pending past 15 minutes (failed, worker_lost) and leaves young ones alone", async () => {
+Deno.test("cleanup reaps only messages whose lease ran out (failed, worker_lost), never one whose worker renews it", async () => {
   const user = await newUser();
   const begin = async () =>
     (await sql`select transaction_id from bus.begin_message(${user.id}::uuid, 'chat', 'kimi', 'm', null, null, 3600)`)[
@@ -136,23 +136,32 @@ Deno.test("cleanup reaps messages pending past 15 minutes (failed, worker_lost) 
       .transaction_id as string;
   const stale = await begin();
   const young = await begin();
-  await sql`update public.message_bus set created_at = now() - interval '16 minutes' where transaction_id = ${stale}::uuid`;
+  const old = await begin();
+  const legacy = await begin();
+  // stale: its worker stopped renewing; old: pending for two hours but its lease is fresh (a long call, alive);
+  // legacy: recorded before leases existed, by the old rule (older than MESSAGE_BUS_REAP_PENDING_MINUTES).
+  await sql`update public.message_bus set lease_expires_at = now() - interval '1 second' where transaction_id = ${stale}::uuid`;
+  await sql`update public.message_bus set created_at = now() - interval '2 hours' where transaction_id = ${old}::uuid`;
+  await sql`update public.message_bus set lease_expires_at = null, created_at = now() - interval '16 minutes'
+            where transaction_id = ${legacy}::uuid`;
 
   const counts = await cleanupNow();
-  assert.ok(counts.reaped >= 1, JSON.stringify(counts));
+  assert.ok(counts.reaped >= 2, JSON.stringify(counts));
   const rows = await sql`select transaction_id, status, error from public.message_bus
-                         where transaction_id in (${stale}::uuid, ${young}::uuid)`;
+                         where transaction_id in (${stale}::uuid, ${young}::uuid, ${old}::uuid, ${legacy}::uuid)`;
   const byId = Object.fromEntries(rows.map((r) => [r.transaction_id, r]));
   assert.equal(byId[stale].status, "failed");
   assert.equal(byId[stale].error.code, "worker_lost");
+  assert.equal(byId[legacy].status, "failed");
   assert.equal(byId[young].status, "pending");
+  assert.equal(byId[old].status, "pending", "a call whose lease is renewed is never reaped, however long it runs");
   assert.equal(await fetchStatus(user.token, stale), 409);
   // The status change reached the owner's channel and the watcher.
   const events = await sql`select 1 from realtime.messages where event = 'message' and topic = ${`bus:${user.id}`}
                            and payload ->> 'transaction_id' = ${stale} and payload ->> 'status' = 'failed'`;
   assert.equal(events.length, 1);
   assert.equal((await waitForObservation(sql, stale)).findings[0].code, "message_failed");
-  await sql`delete from public.message_bus where transaction_id = ${young}::uuid`;
+  await sql`delete from public.message_bus where transaction_id in (${young}::uuid, ${old}::uuid)`;
 });
 
 Deno.test("cleanup trims pg_net responses older than an hour and pg_cron history older than 7 days", async () => {

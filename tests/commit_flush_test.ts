@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { adminSql } from "../devstack/testing/env.ts";
 import type { Sql } from "../supabase/functions/_shared/db.ts";
 import { settings } from "../supabase/functions/_shared/env.ts";
-import { beginMessage } from "../supabase/functions/tool-invoke/message_rows.ts";
+import { recordMessage } from "../supabase/functions/_shared/invoke/record.ts";
 import { observeMessage } from "../supabase/functions/watcher/observe.ts";
 import { completionBody, storeMessage } from "./watch_helpers.ts";
 
@@ -28,21 +28,24 @@ Deno.test("a sync invoke's begin_message commits without waiting for its flush; 
   const owner = crypto.randomUUID();
   const ids: string[] = [];
   try {
-    for (const [answerAfterCompletion, expected] of [[true, "off"], [false, "on"]] as const) {
+    for (const [mode, expected] of [["sync", "off"], ["async", "on"]] as const) {
       const setting = await commitSetting(async (tx) => {
-        const { transactionId, created } = await beginMessage(tx, {
+        const { transactionId, created } = await recordMessage(tx, {
           owner,
           tool: "chat",
           provider: "kimi",
           model: "m",
           ttlSeconds: 60,
           metadata: {},
-          answerAfterCompletion,
+          mode,
+          request: new TextEncoder().encode('{"tool":"chat","input":{"messages":[]}}'),
+          leaseSeconds: 60,
+          maxRequestBytes: 1024,
         });
         assert.equal(created, true);
         ids.push(transactionId);
       });
-      assert.equal(setting, expected, `answerAfterCompletion: ${answerAfterCompletion}`);
+      assert.equal(setting, expected, `mode: ${mode}`);
     }
   } finally {
     await sql`delete from public.message_bus where transaction_id = any(${ids}::uuid[])`;

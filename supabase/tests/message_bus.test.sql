@@ -30,15 +30,18 @@ select columns_are('public', 'message_bus', array[
   'transaction_id', 'owner_id', 'session_id', 'tool', 'provider', 'model', 'idempotency_key', 'status',
   'message_type', 'payload_size_bytes', 'stored_size_bytes', 'compression', 'checksum', 'chunk_count',
   'finish_reason', 'usage', 'error', 'provider_ms', 'write_ms', 'created_at', 'updated_at', 'completed_at',
-  'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata', 'stored_checksum'
-], 'message_bus has exactly the expected columns');
+  'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata', 'stored_checksum',
+  'mode', 'stream', 'run_count', 'lease_expires_at', 'attempts', 'replay_of', 'request_size_bytes',
+  'request_stored_size_bytes', 'request_compression', 'request_checksum', 'request_chunk_count'
+], 'message_bus has exactly the expected columns (migration 20261126000100 added mode .. request_chunk_count)');
 select columns_are('public', 'message_bus_chunks', array['transaction_id', 'seq', 'owner_id', 'data', 'expires_at'],
   'message_bus_chunks has exactly the expected columns');
 select columns_are('public', 'message_bus_meta', array[
   'transaction_id', 'owner_id', 'status', 'tool', 'provider', 'model', 'session_id', 'checksum',
   'payload_size_bytes', 'stored_size_bytes', 'compression', 'chunk_count', 'finish_reason', 'usage', 'error',
   'created_at', 'updated_at', 'completed_at', 'expires_at', 'retrieved_at', 'retrieved_count', 'provider_ms',
-  'write_ms', 'watcher', 'stored_checksum', 'content_type'
+  'write_ms', 'watcher', 'stored_checksum', 'content_type', 'mode', 'stream', 'attempts', 'replay_of',
+  'request_checksum', 'request_size_bytes', 'metadata'
 ], 'message_bus_meta has exactly the expected columns');
 
 select col_is_pk('public', 'message_bus', 'transaction_id', 'transaction_id is the primary key');
@@ -68,7 +71,8 @@ select ok(
 select has_index('public', 'message_bus', 'message_bus_owner_updated', array['owner_id', 'updated_at', 'transaction_id'],
   'index for the catch-up list (owner_id, updated_at, transaction_id)');
 select has_index('public', 'message_bus', 'message_bus_expires_at', array['expires_at'], 'index on expires_at for cleanup');
-select has_index('public', 'message_bus', 'message_bus_pending', array['created_at'], 'index on pending messages');
+select has_index('public', 'message_bus', 'message_bus_lease', array['lease_expires_at'],
+  'index on the leases of pending messages (the reaper; migration 20261126000100 replaced message_bus_pending)');
 
 select ok((select relrowsecurity from pg_class where oid = 'public.message_bus'::regclass), 'RLS is enabled on message_bus');
 select ok((select relrowsecurity from pg_class where oid = 'public.message_bus_chunks'::regclass),
@@ -175,10 +179,10 @@ select is(
 
 create temp table bus_fns (sig text) on commit drop;
 insert into bus_fns values
-  ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text)'),
+  ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text,integer,bigint,bigint,text,text,integer,bytea,boolean,uuid)'),
   ('bus.append_chunk(uuid,integer,bytea)'),
-  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea)'),
-  ('bus.fail_message(uuid,jsonb,integer)');
+  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea,integer,jsonb,text,boolean)'),
+  ('bus.fail_message(uuid,jsonb,integer,integer,jsonb,boolean)');
 select is((select count(*)::int from bus_fns where has_function_privilege('anon', sig, 'execute')), 0,
   'anon cannot execute begin_message, append_chunk, complete_message, fail_message');
 select is((select count(*)::int from bus_fns where has_function_privilege('authenticated', sig, 'execute')), 0,

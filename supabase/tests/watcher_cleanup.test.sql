@@ -49,7 +49,8 @@ select columns_are('public', 'message_bus_meta', array[
   'transaction_id', 'owner_id', 'status', 'tool', 'provider', 'model', 'session_id', 'checksum',
   'payload_size_bytes', 'stored_size_bytes', 'compression', 'chunk_count', 'finish_reason', 'usage', 'error',
   'created_at', 'updated_at', 'completed_at', 'expires_at', 'retrieved_at', 'retrieved_count', 'provider_ms',
-  'write_ms', 'watcher', 'stored_checksum', 'content_type'
+  'write_ms', 'watcher', 'stored_checksum', 'content_type', 'mode', 'stream', 'attempts', 'replay_of',
+  'request_checksum', 'request_size_bytes', 'metadata'
 ], 'message_bus_meta keeps every column in order');
 select ok(
   (select 'security_invoker=true' = any (reloptions) from pg_class where oid = 'public.message_bus_meta'::regclass),
@@ -284,8 +285,8 @@ select is((select count(*)::int from public.message_bus
   where transaction_id in (select current_setting('test.e' || i)::uuid from generate_series(1, 5) i)), 3,
   'and only those');
 
-update public.message_bus set created_at = now() - interval '20 minutes' where transaction_id = current_setting('test.pending_due')::uuid;
-select is(bus.reap_pending('15 minutes', 10), 1::bigint, 'a message pending past the reaping age is reaped');
+update public.message_bus set lease_expires_at = now() - interval '1 second' where transaction_id = current_setting('test.pending_due')::uuid;
+select is(bus.reap_pending('15 minutes', 10), 1::bigint, 'a message whose lease ran out is reaped');
 select is((select status || ':' || (error ->> 'code') from public.message_bus where transaction_id = current_setting('test.pending_due')::uuid),
   'failed:worker_lost', 'as failed with error code worker_lost');
 select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.pending_due')::uuid), 1,

@@ -5,7 +5,7 @@
  * role only (§1.10 recommendation).
  */
 import { jwtVerify } from "jose";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { unauthorized } from "./errors.ts";
 import { settings } from "./env.ts";
 
@@ -71,3 +71,35 @@ function secretKeys(): string[] {
     return [];
   }
 }
+
+/**
+ * The caller of a message route: a user or the service role (an anon key owns no messages and RLS grants it
+ * nothing, so 401, as on every message route).
+ * @throws BusError 401.
+ */
+export async function messageCaller(c: Context): Promise<Caller> {
+  const caller = await authenticate(c);
+  if (caller.role === "anon") throw unauthorized("A user or service_role token is required");
+  return caller;
+}
+
+const CALLER = "bus.caller";
+
+/** Middleware: authenticates a user or the service role ({@link messageCaller}) before anything else is read. */
+export const messageCallerDoor: MiddlewareHandler = async function messageCallerDoor(c, next) {
+  c.set(CALLER as never, (await messageCaller(c)) as never);
+  await next();
+};
+
+/** The caller that {@link messageCallerDoor} authenticated on this request. */
+export function callerOf(c: Context): Caller {
+  const caller = c.get(CALLER as never) as Caller | undefined;
+  if (!caller) throw new Error("callerOf() needs messageCallerDoor on the route");
+  return caller;
+}
+
+/** Middleware: the service role only ({@link requireServiceRole}), before anything else is read. */
+export const serviceRoleDoor: MiddlewareHandler = async function serviceRoleDoor(c, next) {
+  c.set(CALLER as never, (await requireServiceRole(c)) as never);
+  await next();
+};

@@ -13,17 +13,3 @@ export function waitUntil(task: Promise<unknown>): void {
   if (!runtime) throw new Error("EdgeRuntime.waitUntil is not available: background work needs the Edge Runtime");
   runtime.waitUntil(task);
 }
-
-/** Reads a small JSON object body; an empty body is `{}`; undefined when it is not a JSON object. */
-export async function readSmallJson(req: Request, maxBytes = 16 * 1024): Promise<Record<string, unknown> | undefined> {
-  const text = await req.text();
-  if (text.length > maxBytes) return undefined;
-  if (text.trim() === "") return {};
-  try {
-    const value = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
-  } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-}

@@ -8,6 +8,7 @@
 import postgres from "postgres";
 import { settings } from "./env.ts";
 import { byteaType } from "./bytea.ts";
+import { busy } from "./errors.ts";
 import type { Caller } from "./auth.ts";
 
 export type Sql = postgres.Sql;
@@ -30,19 +31,99 @@ export function db(): Sql {
   return client;
 }
 
+/**
+ * The instance's database slots, one per pooled connection. postgres.js queues a query without limit when every
+ * connection is busy, so a few slow operations (a 100 MB store, a stalled connection) could stall every request of
+ * the instance; every unit of database work takes a slot first and gives up after `DB_ACQUIRE_TIMEOUT_MS` with
+ * 503 `database_busy` and `Retry-After`.
+ */
+export class DbGate {
+  #free: number;
+  #waiting: Array<(ok: boolean) => void> = [];
+
+  constructor(readonly slots: number, readonly acquireTimeoutMs: number) {
+    this.#free = slots;
+  }
+
+  /** Slots in use now. */
+  get busy(): number {
+    return this.slots - this.#free;
+  }
+
+  /** Runs `fn` holding a slot. @throws BusError 503 `database_busy` when none frees within the timeout. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    await this.#acquire();
+    try {
+      return await fn();
+    } finally {
+      this.#release();
+    }
+  }
+
+  #acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const grant = (ok: boolean) => {
+        clearTimeout(timer);
+        if (ok) resolve();
+        else {
+          reject(busy("database_busy", `No database connection became free within ${this.acquireTimeoutMs} ms`, 1));
+        }
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(grant), 1);
+        grant(false);
+      }, this.acquireTimeoutMs);
+      this.#waiting.push(grant);
+    });
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next(true); // the slot passes straight to the next waiter
+    else this.#free++;
+  }
+}
+
+let gate: DbGate | undefined;
+
+/** The gate of {@link db}'s pool. */
+export function dbGate(): DbGate {
+  gate ??= new DbGate(settings().DB_POOL_SIZE, settings().DB_ACQUIRE_TIMEOUT_MS);
+  return gate;
+}
+
+/**
+ * Runs one statement or transaction of `fn` on `sql` (default: the shared client) under the instance's
+ * {@link DbGate}; other clients and open transactions (whose connection is already held) are not gated.
+ */
+export function withDb<T, Q extends Query = Sql>(
+  fn: (sql: Q) => Promise<T>,
+  sql: Q = db() as unknown as Q,
+): Promise<T> {
+  return ((sql as unknown) === client ? dbGate() : ungated).run(() => fn(sql));
+}
+
+/** Clients other than the shared one (tests, tools) are not gated. */
+const ungated = { run: <T>(fn: () => Promise<T>) => fn() };
+
 /** Runs `fn` in a transaction as the caller (role + `request.jwt.claims`), so RLS applies. */
 export function asCaller<T>(caller: Caller, fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {
-  return sql.begin(async (tx) => {
-    // Not awaited: a statement without parameters is pipelined with fn's first query (postgres.js sends a
-    // parameterised one in two round trips and pipelines nothing behind it). If it fails, the transaction is
-    // aborted, so fn's queries fail too and never run without the caller's role.
-    const context = tx.unsafe(callerContextSql(caller)).execute();
-    try {
-      return await fn(tx);
-    } finally {
-      await context;
-    }
-  }) as Promise<T>;
+  return withDb((sql) =>
+    sql.begin(async (tx) => {
+      // Not awaited: a statement without parameters is pipelined with fn's first query (postgres.js sends a
+      // parameterised one in two round trips and pipelines nothing behind it). If it fails, the transaction is
+      // aborted, so fn's queries fail too and never run without the caller's role.
+      const context = tx.unsafe(callerContextSql(caller)).execute();
+      try {
+        return await fn(tx);
+      } finally {
+        await context;
+      }
+    }) as Promise<T>, sql);
 }
 
 /**

@@ -35,6 +35,17 @@ export const settingsSchema = z.object({
   PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
   PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
   DB_POOL_SIZE: intFrom(10, 1, 100),
+  /** How long a unit of database work waits for a free connection before answering 503 database_busy. */
+  DB_ACQUIRE_TIMEOUT_MS: intFrom(5_000, 100, 60_000),
+
+  /** Deepest JSON nesting accepted in a request body. */
+  MESSAGE_BUS_MAX_JSON_DEPTH: intFrom(64, 8, 1_000),
+  /** Largest `metadata` of a message, as JSON text. */
+  MESSAGE_BUS_MAX_METADATA_BYTES: intFrom(16_384, 0, 1_048_576),
+  /** Request bodies one instance holds at once (excess: 503 with Retry-After); at least MESSAGE_BUS_MAX_PAYLOAD_MB. */
+  MESSAGE_BUS_BODY_BUDGET_MB: intFrom(128, 1, 4_096),
+  /** A pending message's lease: its worker renews it every third of this; the reaper acts once it has run out. */
+  MESSAGE_BUS_LEASE_SECS: intFrom(60, 5, 3_600),
 
   /** Watcher content checks read payloads up to this size whole; above it, head and tail only (the checksum always streams every byte). */
   WATCHER_CONTENT_CAP_MB: intFrom(8, 1, 256),
@@ -52,7 +63,7 @@ export const settingsSchema = z.object({
 
   /** Metadata rows are purged this many days after their payload expired (0: at the next cleanup). */
   MESSAGE_BUS_RETENTION_DAYS: intFrom(30, 0, 3_650),
-  /** Pending messages older than this are marked failed (their worker died). */
+  /** Pending messages recorded before leases existed are marked failed once older than this. */
   MESSAGE_BUS_REAP_PENDING_MINUTES: intFrom(15, 1, 1_440),
   CLEANUP_BATCH_SIZE: intFrom(5_000, 10, 100_000),
   /** Wall-clock budget of one cleanup run; one round (one transaction) takes at most CLEANUP_ROUND_MS of it. */
@@ -65,6 +76,22 @@ export const settingsSchema = z.object({
   CLEANUP_HTTP_RESPONSES_KEEP_MINUTES: intFrom(60, 1, 10_080),
   CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
 }).superRefine((s, ctx) => {
+  if (s.MESSAGE_BUS_BODY_BUDGET_MB < s.MESSAGE_BUS_MAX_PAYLOAD_MB) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MESSAGE_BUS_BODY_BUDGET_MB"],
+      message: "must be at least MESSAGE_BUS_MAX_PAYLOAD_MB, or a body of the largest allowed size is never accepted",
+    });
+  }
+  // A renewal that waits the whole acquire timeout must still land before the lease runs out, or the reaper could
+  // fail a call that is alive.
+  if (s.MESSAGE_BUS_LEASE_SECS * 1000 < 3 * s.DB_ACQUIRE_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MESSAGE_BUS_LEASE_SECS"],
+      message: "must be at least 3 × DB_ACQUIRE_TIMEOUT_MS: a live worker renews its lease every third of it",
+    });
+  }
   if (s.MESSAGE_BUS_MIN_TTL_SECONDS > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
     ctx.addIssue({
       code: "custom",
@@ -83,7 +110,11 @@ export const settingsSchema = z.object({
 }, {
   // Also when other settings are bad (zod skips refinements after any issue), so that every problem is listed;
   // only the TTL settings themselves must have parsed.
-  when: (payload) => !payload.issues.some((i) => String(i.path?.[0]).includes("_TTL_SECONDS")),
+  when: (payload) =>
+    !payload.issues.some((i) =>
+      /_TTL_SECONDS|MESSAGE_BUS_BODY_BUDGET_MB|MESSAGE_BUS_MAX_PAYLOAD_MB|MESSAGE_BUS_LEASE_SECS|DB_ACQUIRE_TIMEOUT_MS/
+        .test(String(i.path?.[0]))
+    ),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

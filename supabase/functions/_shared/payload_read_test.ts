@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import postgres from "postgres";
-import { asService, type Query, type Sql } from "./db.ts";
+import { asService, type Sql } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { storePayload } from "./payload_store.ts";
 import {
@@ -71,12 +71,9 @@ async function storeCommitted(sql: Sql, input: Uint8Array): Promise<Stored> {
   return await asService(async (tx) => {
     const [{ transaction_id: id }] = await tx<{ transaction_id: string }[]>`
       select transaction_id from bus.begin_message(${owner}::uuid, 'chat', 'kimi', 'm', null, null, 3600)`;
-    const db = { sql: tx, begin: <T>(fn: (q: Query) => Promise<T>) => fn(tx) };
-    const s = await storePayload(db, id, pieces(input), 200 * MiB, async (q, s) => {
-      await q`select bus.complete_message(${id}::uuid, ${s.payloadSize}, ${s.storedSize}, ${s.compression},
-                 ${s.checksum}, ${s.chunkCount}, 'stop', null, null, 1, 1, '{}', ${s.storedChecksum}, ${s.lastChunk})`;
-      return s;
-    });
+    const s = await storePayload(tx, id, pieces(input), 200 * MiB);
+    await tx`select bus.complete_message(${id}::uuid, ${s.payloadSize}, ${s.storedSize}, ${s.compression},
+               ${s.checksum}, ${s.chunkCount}, 'stop', null, null, 1, 1, '{}', ${s.storedChecksum}, ${s.lastChunk})`;
     const rows = await tx<{ data: Uint8Array }[]>`
       select data from public.message_bus_chunks where transaction_id = ${id}::uuid order by seq`;
     return {

@@ -1,7 +1,6 @@
 /**
- * Stores a payload stream as the bus's chunks, atomically with the message's completion (never a pointer without
- * its payload, nor a payload without its pointer): one statement for a payload of one chunk, one transaction for
- * a larger one.
+ * Stores a payload stream as the bus's chunks for the message's completion, which checks that they add up (never a
+ * pointer without its payload, nor a visible payload without its pointer): one statement for a payload of one chunk.
  * - SHA-256 computed incrementally over the raw bytes as they stream (`node:crypto`), and over the stored bytes
  *   when they are compressed (message-fetch verifies passed-through gzip against that digest);
  * - gzip when it makes the payload smaller: payloads of one chunk or less are compressed whole and kept gzip only
@@ -14,7 +13,7 @@ import { createGzip, gzipSync } from "node:zlib";
 import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { payloadTooLarge } from "./errors.ts";
-import type { Query, Sql } from "./db.ts";
+import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, withDb } from "./db.ts";
 
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
@@ -41,38 +40,34 @@ export interface StoredPayload {
   lastChunk: Uint8Array | null;
 }
 
-/** How storePayload reaches the database: `sql` for a single statement, `begin` for a transaction. */
-export interface PayloadDb {
-  sql: Query;
-  begin<T>(fn: (tx: Query) => Promise<T>): Promise<T>;
-}
-
-/** A PayloadDb on a client: single statements on it, transactions with `sql.begin`. */
-export function payloadDb(sql: Sql): PayloadDb {
-  return { sql, begin: <T>(fn: (tx: Query) => Promise<T>) => sql.begin(fn) as Promise<T> };
-}
-
 /**
- * Reads `source` to its end and stores it as the chunks of message `transactionId`; `complete` runs the statement
- * that completes the message (bus.complete_message with `lastChunk`). A payload of one chunk is read and compressed
- * before anything is written and `complete` runs alone on `db.sql`; a larger one is appended inside `db.begin`,
- * and `complete` runs in that same transaction.
- * @throws BusError 413 when the payload exceeds `maxBytes` (nothing is kept: the transaction rolls back).
+ * Reads `source` to its end and stores it as the chunks of pending message `transactionId`, returning what it
+ * stored; the caller completes the message with it (bus.complete_message, which takes `lastChunk` and checks that
+ * the chunks add up). A payload of one chunk is read and compressed before anything is written, so storing and
+ * completing it is one statement. Larger payloads are appended chunk by chunk as they arrive, each append its own
+ * short statement that commits without waiting for its WAL flush: the completion's commit waits and flushes them
+ * too, and until it commits the message is pending and its chunks are invisible to readers (fetch answers 202), so
+ * a payload is never visible in part. No transaction is held open while the provider's body streams in (a
+ * thinking model's stream can take minutes). If the store fails, the caller fails the message, which deletes the
+ * chunks already appended.
+ * @throws BusError 413 when the payload exceeds `maxBytes`.
  */
-export async function storePayload<T>(
-  db: PayloadDb,
+export async function storePayload(
+  sql: Query,
   transactionId: string,
   source: AsyncIterable<Uint8Array>,
   maxBytes: number,
-  complete: (q: Query, stored: StoredPayload) => Promise<T>,
-): Promise<T> {
+  /** What the bytes are: the provider's answer (default) or the request as received (bus.seal_request then). */
+  part: "payload" | "request" = "payload",
+): Promise<StoredPayload> {
   const hash = createHash("sha256");
   let payloadSize = 0;
   const raw = (async function* () {
     for await (const bytes of source) {
       payloadSize += bytes.length;
       if (payloadSize > maxBytes) {
-        throw payloadTooLarge(`The provider response exceeds the ${maxBytes / 1024 / 1024} MB limit`, {
+        const what = part === "payload" ? "The provider response" : "The request";
+        throw payloadTooLarge(`${what} exceeds the ${maxBytes / 1024 / 1024} MB limit`, {
           limit_bytes: maxBytes,
         });
       }
@@ -98,19 +93,17 @@ export async function storePayload<T>(
   if (!head) {
     // The whole payload is at most one chunk: compressed whole, kept gzip only if that is smaller.
     const whole = first.flush() ?? new Uint8Array(0);
-    const gz = whole.length > 0 ? gzipSync(whole, { level: GZIP_LEVEL }) : whole;
-    const gzip = whole.length > 0 && gz.length <= whole.length * (1 - MIN_SAVING);
-    const block = gzip ? gz : whole;
+    const block = storedForm(whole);
     const checksum = `sha256:${hash.digest("hex")}`;
-    return await complete(db.sql, {
+    return {
       payloadSize,
-      storedSize: block.length,
-      compression: gzip ? "gzip" : "none",
+      storedSize: block.bytes.length,
+      compression: block.compression,
       checksum,
-      storedChecksum: gzip ? sha256(block) : checksum,
-      chunkCount: block.length > 0 ? 1 : 0,
-      lastChunk: block.length > 0 ? block : null,
-    });
+      storedChecksum: block.compression === "gzip" ? sha256(block.bytes) : checksum,
+      chunkCount: block.bytes.length > 0 ? 1 : 0,
+      lastChunk: block.bytes.length > 0 ? block.bytes : null,
+    };
   }
 
   const carried = first.flush(); // bytes of the last read past the full blocks
@@ -122,34 +115,47 @@ export async function storePayload<T>(
     if (carried) yield carried;
     yield* raw;
   })();
-  return await db.begin(async (tx) => {
-    // Each block is appended once the next one exists, so the last is left for `complete`.
-    const storedHash = compression === "gzip" ? createHash("sha256") : undefined;
-    let storedSize = 0;
-    let seq = 0;
-    let held: Uint8Array | undefined;
-    const append = async (block: Uint8Array) => {
-      storedHash?.update(block);
-      storedSize += block.length;
-      if (held) {
-        await tx`select bus.append_chunk(${transactionId}::uuid, ${seq}, ${held})`;
-        seq += 1;
-      }
-      held = block;
-    };
-    if (compression === "gzip") await writeGzip(rest, append);
-    else await writeRaw(rest, append);
-    const checksum = `sha256:${hash.digest("hex")}`;
-    return await complete(tx, {
-      payloadSize,
-      storedSize,
-      compression,
-      checksum,
-      storedChecksum: storedHash ? `sha256:${storedHash.digest("hex")}` : checksum,
-      chunkCount: seq + (held ? 1 : 0),
-      lastChunk: held ?? null,
-    });
-  });
+  // Each block is appended once the next one exists, so the last is left for the completion.
+  const storedHash = compression === "gzip" ? createHash("sha256") : undefined;
+  let storedSize = 0;
+  let seq = 0;
+  let held: Uint8Array | undefined;
+  const append = async (block: Uint8Array) => {
+    storedHash?.update(block);
+    storedSize += block.length;
+    if (held) {
+      const chunk = held;
+      await withDb((sql) => {
+        const noFlushWait = sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT);
+        return part === "payload"
+          ? sql`select bus.append_chunk(${transactionId}::uuid, ${seq}, ${chunk}), ${noFlushWait}`
+          : sql`select bus.append_request_chunk(${transactionId}::uuid, ${seq}, ${chunk}), ${noFlushWait}`;
+      }, sql);
+      seq += 1;
+    }
+    held = block;
+  };
+  if (compression === "gzip") await writeGzip(rest, append);
+  else await writeRaw(rest, append);
+  const checksum = `sha256:${hash.digest("hex")}`;
+  return {
+    payloadSize,
+    storedSize,
+    compression,
+    checksum,
+    storedChecksum: storedHash ? `sha256:${storedHash.digest("hex")}` : checksum,
+    chunkCount: seq + (held ? 1 : 0),
+    lastChunk: held ?? null,
+  };
+}
+
+/** The bytes as stored: gzip when that saves at least MIN_SAVING, else as they are (bytes of at most one chunk). */
+export function storedForm(whole: Uint8Array): { bytes: Uint8Array; compression: "none" | "gzip" } {
+  if (whole.length === 0) return { bytes: whole, compression: "none" };
+  const gz = gzipSync(whole, { level: GZIP_LEVEL });
+  return gz.length <= whole.length * (1 - MIN_SAVING)
+    ? { bytes: new Uint8Array(gz.buffer, gz.byteOffset, gz.length), compression: "gzip" }
+    : { bytes: whole, compression: "none" };
 }
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import postgres from "postgres";
-import { asService, type Query, type Sql, type Tx } from "./db.ts";
-import { CHUNK_SIZE, payloadDb, storePayload } from "./payload_store.ts";
+import { asService, type Sql, type Tx } from "./db.ts";
+import { CHUNK_SIZE, storePayload } from "./payload_store.ts";
 import { BusError } from "./errors.ts";
 import { concatBytes } from "./bytes.ts";
 
@@ -86,19 +86,17 @@ async function chunksOf(tx: Tx, id: string): Promise<Uint8Array[]> {
   return rows.map((r) => new Uint8Array(r.data));
 }
 
-/** Stores `source` inside `tx` (its "transaction" is `tx` itself) and completes the message as tool-invoke does. */
+/** Stores `source` inside `tx` and completes the message with what the store reports, as tool-invoke does. */
 async function store(tx: Tx, id: string, source: AsyncIterable<Uint8Array>, maxBytes = NO_LIMIT) {
-  const db = { sql: tx, begin: <T>(fn: (q: Query) => Promise<T>) => fn(tx) };
-  return await storePayload(db, id, source, maxBytes, async (q, stored) => {
-    // bus.complete_message stores the last chunk, then refuses unless the reported count and size match the rows.
-    const [row] = await q<{ status: string; stored_checksum: string }[]>`
-      select status, stored_checksum from bus.complete_message(${id}::uuid, ${stored.payloadSize},
-        ${stored.storedSize}, ${stored.compression}, ${stored.checksum}, ${stored.chunkCount}, 'stop', null, null, 1, 1,
-        '{}', ${stored.storedChecksum}, ${stored.lastChunk})`;
-    assert.equal(row.status, "completed", "complete_message accepts what storePayload reports");
-    assert.equal(row.stored_checksum, stored.storedChecksum);
-    return stored;
-  });
+  const stored = await storePayload(tx, id, source, maxBytes);
+  // bus.complete_message stores the last chunk, then refuses unless the reported count and size match the rows.
+  const [row] = await tx<{ status: string; stored_checksum: string }[]>`
+    select status, stored_checksum from bus.complete_message(${id}::uuid, ${stored.payloadSize},
+      ${stored.storedSize}, ${stored.compression}, ${stored.checksum}, ${stored.chunkCount}, 'stop', null, null, 1, 1,
+      '{}', ${stored.storedChecksum}, ${stored.lastChunk})`;
+  assert.equal(row.status, "completed", "complete_message accepts what storePayload reports");
+  assert.equal(row.stored_checksum, stored.storedChecksum);
+  return stored;
 }
 
 /** Stores `input`, checks everything that must hold for any payload, and returns the result and stored chunks. */
@@ -189,7 +187,11 @@ Deno.test("storePayload: multi-byte UTF-8 split across pieces is stored byte for
   await storeAndCheck(input, [1, 2, 3, 5, 8, 13]); // cuts fall inside characters
 });
 
-/** Begins a committed message, runs a failing store in its own transaction, returns the error and leftovers. */
+/**
+ * Begins a committed message and runs a store that fails past maxBytes (its appends commit one by one), then fails
+ * the message as tool-invoke does; returns the error, the chunks left behind by the store alone, and what is left
+ * after the failure was recorded.
+ */
 async function storeTooLarge(input: Uint8Array, maxBytes: number) {
   return await withDb(async (sql) => {
     const [{ transaction_id: id }] = await asService(
@@ -199,17 +201,20 @@ async function storeTooLarge(input: Uint8Array, maxBytes: number) {
       sql,
     );
     try {
-      const error = await storePayload(payloadDb(sql), id, pieces(input), maxBytes, () => {
-        throw new Error("complete must not run for a payload over maxBytes");
-      }).then(
+      const error = await storePayload(sql, id, pieces(input), maxBytes).then(
         () => assert.fail("storePayload should refuse a payload over maxBytes"),
         (err: unknown) => err,
       );
-      const [{ n }] = await sql<{ n: number }[]>`
-        select count(*)::int as n from public.message_bus_chunks where transaction_id = ${id}::uuid`;
+      const chunks = async () => {
+        const [{ n }] = await sql<{ n: number }[]>`
+          select count(*)::int as n from public.message_bus_chunks where transaction_id = ${id}::uuid`;
+        return n;
+      };
       const [{ status }] = await sql<{ status: string }[]>`
         select status from public.message_bus where transaction_id = ${id}::uuid`;
-      return { error, leftoverChunks: n, status };
+      const appendedBeforeTheFailure = await chunks();
+      await asService((tx) => tx`select bus.fail_message(${id}::uuid, '{"code":"payload_too_large"}', null)`, sql);
+      return { error, appendedBeforeTheFailure, leftoverChunks: await chunks(), status };
     } finally {
       await sql`delete from public.message_bus where transaction_id = ${id}::uuid`;
     }
@@ -223,18 +228,23 @@ function assertTooLarge(error: unknown, maxBytes: number) {
   assert.equal(error.details.limit_bytes, maxBytes);
 }
 
-Deno.test("storePayload: 413 past maxBytes in the first chunk leaves nothing stored", async () => {
+Deno.test("storePayload: 413 past maxBytes in the first chunk writes nothing", async () => {
   const r = await storeTooLarge(compressibleText(100_000), 64 * 1024);
   assertTooLarge(r.error, 64 * 1024);
-  assert.equal(r.leftoverChunks, 0);
+  assert.equal(r.appendedBeforeTheFailure, 0, "nothing is written before the first chunk is complete");
   assert.equal(r.status, "pending", "the message itself is untouched (the caller records the failure)");
 });
 
-Deno.test("storePayload: 413 after chunks were written (raw and gzip paths) leaves nothing stored", async () => {
-  for (const input of [randomBytes(3 * MiB), compressibleText(8 * MiB)]) {
-    const r = await storeTooLarge(input, 2 * MiB + 5);
-    assertTooLarge(r.error, 2 * MiB + 5);
-    assert.equal(r.leftoverChunks, 0);
+Deno.test("storePayload: 413 after chunks were appended (raw and gzip paths): failing the message leaves nothing", async () => {
+  // Gzip stores about a third of the text: 16 MiB of it fills more than two chunks before the 12 MiB limit.
+  for (
+    const [input, limit] of [[randomBytes(4 * MiB), 3 * MiB + 5], [compressibleText(16 * MiB), 12 * MiB + 5]] as const
+  ) {
+    const r = await storeTooLarge(input, limit);
+    assertTooLarge(r.error, limit);
+    assert.ok(r.appendedBeforeTheFailure > 0, "chunks were appended as they came (no transaction held open)");
+    assert.equal(r.status, "pending", "the store does not change the message");
+    assert.equal(r.leftoverChunks, 0, "bus.fail_message removes the partial payload");
   }
 });
 

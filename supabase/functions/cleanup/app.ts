@@ -7,10 +7,11 @@
 import { createApp } from "../_shared/http.ts";
 import { addHealthRoute } from "../_shared/health.ts";
 import { settings } from "../_shared/env.ts";
-import { requireServiceRole } from "../_shared/auth.ts";
-import { badRequest } from "../_shared/errors.ts";
+import { z } from "zod";
+import { serviceRoleDoor } from "../_shared/auth.ts";
 import { db } from "../_shared/db.ts";
-import { readSmallJson, waitUntil } from "../_shared/background.ts";
+import { waitUntil } from "../_shared/background.ts";
+import { smallJsonBody } from "../_shared/door/validate.ts";
 import { runCleanup } from "./run_cleanup.ts";
 
 const s = settings(); // fail at boot, with every problem listed, when a setting is bad
@@ -18,16 +19,10 @@ const s = settings(); // fail at boot, with every problem listed, when a setting
 export const app = createApp("cleanup");
 addHealthRoute(app, "cleanup");
 
-app.post("/", async (c) => {
-  await requireServiceRole(c);
-  const body = await readSmallJson(c.req.raw);
-  if (
-    !body || (body.async !== undefined && typeof body.async !== "boolean") ||
-    Object.keys(body).some((k) => k !== "async")
-  ) {
-    throw badRequest('The body must be empty or { "async": boolean }');
-  }
-  if (body.async === true) {
+const bodySchema = z.strictObject({ async: z.boolean().default(false) });
+
+app.post("/", serviceRoleDoor, smallJsonBody(bodySchema, s.MESSAGE_BUS_MAX_JSON_DEPTH), async (c) => {
+  if (c.req.valid("json").async) {
     waitUntil(
       runCleanup(db(), s).then(
         (r) => console.log(`[cleanup] run ${r.run_id}: ${JSON.stringify(r)}`),

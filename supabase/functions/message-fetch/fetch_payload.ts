@@ -8,7 +8,8 @@ import { BusError, notFound } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
-import { markRetrieved, metaBody, type MetaRow, readMeta } from "./meta.ts";
+import { type FetchRow, markRetrieved, readMeta } from "./meta.ts";
+import { metaBody, publicError } from "../_shared/message/meta.ts";
 
 /** Answers a payload request. */
 export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
@@ -19,7 +20,9 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
   if (meta.status === "expired") throw gone(meta);
   if (meta.status === "pending") return c.json({ transaction_id: id, status: "pending" }, 202);
   if (meta.status === "failed") {
-    throw new BusError(409, "message_failed", "The message failed; it has no payload", { cause: meta.error }, {
+    throw new BusError(409, "message_failed", "The message failed; it has no payload", {
+      cause: publicError(meta.error),
+    }, {
       transaction_id: id,
       status: "failed",
     });
@@ -74,7 +77,7 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
   return new Response(ReadableStream.from(body), { status: 200, headers });
 }
 
-function gone(meta: MetaRow): BusError {
+function gone(meta: FetchRow): BusError {
   return new BusError(
     410,
     "expired",

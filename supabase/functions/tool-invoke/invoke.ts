@@ -1,18 +1,21 @@
 /**
- * `POST /tool-invoke`: validate, record the message before the provider is called, then run it now (`sync`) or
- * in the background (`async`, `EdgeRuntime.waitUntil`), and answer with the transaction ID only.
+ * `POST /tool-invoke` after the door: record the message (and its request) before the provider is called, run it
+ * now (`sync`) or in the background (`async`, `EdgeRuntime.waitUntil`), and answer with the transaction ID only.
  */
 import type { Context } from "hono";
-import { badRequest, BusError } from "../_shared/errors.ts";
-import { authenticate } from "../_shared/auth.ts";
-import { db } from "../_shared/db.ts";
+import { BusError } from "../_shared/errors.ts";
+import { type Caller, callerOf } from "../_shared/auth.ts";
+import { db, type Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
-import { providerClient, providerConfig } from "../_shared/providers/openai_compatible.ts";
-import { describeIssues, idempotencyKeySchema, invokeBodySchema } from "./schemas.ts";
-import { readJsonBody } from "./read_body.ts";
-import { tools } from "./tools/registry.ts";
-import { beginMessage, getMessage, type MessageRow } from "./message_rows.ts";
-import { executeMessage } from "./execute.ts";
+import { invalidRequest } from "../_shared/errors.ts";
+import { keepRawBody, rawBody } from "../_shared/door/validate.ts";
+import { providerConfig } from "../_shared/providers/openai_compatible.ts";
+import { toolNamed } from "../_shared/tools/registry.ts";
+import type { InvokeBody } from "../_shared/invoke/request.ts";
+import { recordMessage } from "../_shared/invoke/record.ts";
+import { runMessage } from "../_shared/invoke/run.ts";
+import { completedBody, failureError } from "../_shared/invoke/answers.ts";
+import { getMessage } from "../_shared/message/lifecycle.ts";
 
 /** The service role's messages belong to this owner unless the body names one. */
 export const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
@@ -25,98 +28,64 @@ export interface InvokeDeps {
   waitUntil: (p: Promise<unknown>) => void;
 }
 
-/** Handles one invoke request. */
-export async function handleInvoke(c: Context, deps: InvokeDeps): Promise<Response> {
+/** Handles one invoke request that passed the door. */
+export async function invoke(c: Context, deps: InvokeDeps): Promise<Response> {
   const s = deps.settings;
   const started = performance.now();
-  const caller = await authenticate(c);
-  if (caller.role === "anon") throw new BusError(401, "unauthorized", "A user or service_role token is required");
-
-  const maxBytes = s.MESSAGE_BUS_MAX_PAYLOAD_MB * 1024 * 1024;
-  const raw = await readJsonBody(c, maxBytes);
-  const parsed = invokeBodySchema.safeParse(raw);
-  if (!parsed.success) throw badRequest("Invalid request body", { issues: describeIssues(parsed.error) });
-  const body = parsed.data;
-
-  const idemHeader = c.req.header("idempotency-key");
-  const idem = idemHeader === undefined ? undefined : idempotencyKeySchema.safeParse(idemHeader);
-  if (idem && !idem.success) {
-    throw badRequest("Invalid Idempotency-Key header", { issues: describeIssues(idem.error, ["Idempotency-Key"]) });
-  }
-
-  const tool = tools[body.tool];
-  if (!tool) {
-    throw badRequest(`Unknown tool ${JSON.stringify(body.tool)}`, {
-      issues: [{ path: "tool", message: `must be one of: ${Object.keys(tools).join(", ")}` }],
-    });
-  }
-  const input = tool.inputSchema.safeParse(body.input);
-  if (!input.success) {
-    throw badRequest(`Invalid input for tool ${body.tool}`, { issues: describeIssues(input.error, ["input"]) });
-  }
-
-  const ttl = body.ttl_seconds ?? s.MESSAGE_BUS_DEFAULT_TTL_SECONDS;
-  if (ttl < s.MESSAGE_BUS_MIN_TTL_SECONDS || ttl > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
-    throw badRequest("ttl_seconds is out of bounds", {
-      issues: [{
-        path: "ttl_seconds",
-        message: `must be between ${s.MESSAGE_BUS_MIN_TTL_SECONDS} and ${s.MESSAGE_BUS_MAX_TTL_SECONDS}`,
-      }],
-    });
-  }
-  let owner: string;
-  if (caller.role === "service_role") owner = body.owner_id ?? SERVICE_OWNER;
-  else if (body.owner_id && body.owner_id !== caller.sub) {
-    throw badRequest("owner_id may only be set by the service role", {
-      issues: [{ path: "owner_id", message: "not allowed for user tokens" }],
-    });
-  } else owner = caller.sub!;
-
+  const caller = callerOf(c);
+  const body = c.req.valid("json" as never) as InvokeBody;
+  const headers = c.req.valid("header" as never) as { "idempotency-key"?: string };
+  const raw = rawBody(c);
+  const owner = ownerOf(caller, body.owner_id);
+  const tool = toolNamed(body.tool)!; // the door checked the name
   const config = providerConfig(body.provider ?? s.MESSAGE_BUS_DEFAULT_PROVIDER, s);
   if (!config.apiKey) {
     throw new BusError(503, "provider_not_configured", `Provider ${config.name} has no API key configured`);
   }
   const model = body.model ?? config.defaultModel;
   const validated = performance.now();
+
   const sql = db();
-  const { transactionId, created } = await beginMessage(sql, {
+  const recorded = await recordMessage(sql, {
     owner,
     tool: tool.name,
     provider: config.name,
     model,
     sessionId: body.session_id,
-    idempotencyKey: idem?.data,
-    ttlSeconds: ttl,
+    idempotencyKey: headers["idempotency-key"],
+    ttlSeconds: body.ttl_seconds ?? s.MESSAGE_BUS_DEFAULT_TTL_SECONDS,
     metadata: body.metadata ?? {},
-    answerAfterCompletion: body.mode !== "async",
+    mode: body.mode,
+    request: raw.bytes,
+    leaseSeconds: s.MESSAGE_BUS_LEASE_SECS,
+    maxRequestBytes: s.MESSAGE_BUS_MAX_PAYLOAD_MB * 1024 * 1024,
   });
-  if (!created) return answerExisting(c, await getMessage(sql, transactionId));
-  const recorded = performance.now();
+  if (!recorded.created) return await answerExisting(c, sql, recorded.transactionId);
+  const recordedAt = performance.now();
 
-  const client = providerClient(config, {
-    timeoutMs: s.PROVIDER_TIMEOUT_MS,
-    maxRetries: s.PROVIDER_MAX_RETRIES,
-    fetch: deps.fetch,
-  });
+  const input = raw.members.get("input")!; // the door checked that it is there
   const run = () =>
-    executeMessage({
+    runMessage({
       sql,
-      transactionId,
+      transactionId: recorded.transactionId,
+      run: 1,
       tool,
-      input: input.data as Record<string, unknown>,
-      client,
-      provider: config.name,
+      input: body.input,
+      inputJson: raw.bytes.subarray(input.start, input.end),
+      provider: config,
       model,
-      maxPayloadBytes: maxBytes,
+      settings: s,
+      fetch: deps.fetch,
     });
   if (body.mode === "async") {
+    const kept = keepRawBody(c); // the background run still needs the body's bytes
     deps.waitUntil(
       run().catch((err) => {
-        // Already recorded on the message as failed; this is the log line for operators.
-        console.error(`async invoke ${transactionId} failed:`, err instanceof BusError ? err.toBody() : err);
-      }),
+        // Recorded on the message as failed (or, if even that failed, reaped when the lease runs out): a log line.
+        console.error(`[invoke] async ${recorded.transactionId} failed:`, err instanceof BusError ? err.toBody() : err);
+      }).finally(() => kept.release()),
     );
-    return c.json({ transaction_id: transactionId, status: "pending" }, 202);
+    return c.json({ transaction_id: recorded.transactionId, status: "pending" }, 202);
   }
   const row = await run();
   // Where the time went (Server-Timing, visible in browser dev tools and used by the benchmark).
@@ -124,7 +93,7 @@ export async function handleInvoke(c: Context, deps: InvokeDeps): Promise<Respon
     "server-timing",
     [
       `validate;dur=${(validated - started).toFixed(1)}`,
-      `record;dur=${(recorded - validated).toFixed(1)}`,
+      `record;dur=${(recordedAt - validated).toFixed(1)}`,
       `provider;dur=${row.provider_ms ?? 0}`,
       `store;dur=${row.write_ms ?? 0}`,
       `total;dur=${(performance.now() - started).toFixed(1)}`,
@@ -133,29 +102,22 @@ export async function handleInvoke(c: Context, deps: InvokeDeps): Promise<Respon
   return c.json(completedBody(row), 200);
 }
 
-/** An idempotent replay: the same transaction, answered by its current state (CONTRACT.md §4). */
-function answerExisting(c: Context, row: MessageRow): Response {
-  if (row.status === "pending") return c.json({ transaction_id: row.transaction_id, status: "pending" }, 202);
-  if (row.status === "failed") {
-    const error = row.error ?? {};
-    const status = error.code === "payload_too_large" ? 413 : error.code === "storage_failed" ? 500 : 502;
-    throw new BusError(status, String(error.code ?? "provider_failed"), String(error.message ?? "failed"), error, {
-      transaction_id: row.transaction_id,
-      status: "failed",
-    });
+/** Who owns the message: the caller, or for the service role the body's `owner_id`. */
+function ownerOf(caller: Caller, ownerId: string | undefined): string {
+  if (caller.role === "service_role") return ownerId ?? SERVICE_OWNER;
+  if (ownerId && ownerId !== caller.sub) {
+    throw invalidRequest("owner_id may only be set by the service role", [
+      { path: "owner_id", message: "not allowed for user tokens" },
+    ]);
   }
-  return c.json(completedBody(row), 200);
+  return caller.sub!;
 }
 
-function completedBody(row: MessageRow) {
-  return {
-    transaction_id: row.transaction_id,
-    status: row.status,
-    checksum: row.checksum,
-    payload_size_bytes: Number(row.payload_size_bytes),
-    provider: row.provider,
-    model: row.model,
-    finish_reason: row.finish_reason,
-    expires_at: new Date(row.expires_at).toISOString(),
-  };
+/** An idempotent replay: the same transaction, answered by its current state (CONTRACT.md §4). */
+async function answerExisting(c: Context, sql: Sql, transactionId: string): Promise<Response> {
+  const row = await getMessage(sql, transactionId);
+  if (!row) throw new Error(`message ${transactionId} vanished`);
+  if (row.status === "pending") return c.json({ transaction_id: row.transaction_id, status: "pending" }, 202);
+  if (row.status === "failed") throw failureError(row.transaction_id, row.error ?? {});
+  return c.json(completedBody(row), 200);
 }

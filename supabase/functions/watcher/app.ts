@@ -10,16 +10,17 @@ import { z } from "zod";
 import { createApp } from "../_shared/http.ts";
 import { addHealthRoute } from "../_shared/health.ts";
 import { settings } from "../_shared/env.ts";
-import { requireServiceRole } from "../_shared/auth.ts";
-import { badRequest, BusError } from "../_shared/errors.ts";
+import { serviceRoleDoor } from "../_shared/auth.ts";
+import { BusError } from "../_shared/errors.ts";
 import { db } from "../_shared/db.ts";
-import { readSmallJson, waitUntil } from "../_shared/background.ts";
+import { waitUntil } from "../_shared/background.ts";
+import { smallJsonBody, transactionId } from "../_shared/door/validate.ts";
 import { observeMessage } from "./observe.ts";
 
 const s = settings(); // fail at boot, with every problem listed, when a setting is bad
 
 const bodySchema = z.strictObject({
-  transaction_id: z.uuid({ error: "must be a UUID transaction id" }),
+  transaction_id: transactionId(),
   async: z.boolean().default(false),
   review: z.boolean().default(false),
 });
@@ -27,18 +28,8 @@ const bodySchema = z.strictObject({
 export const app = createApp("watcher");
 addHealthRoute(app, "watcher");
 
-app.post("/", async (c) => {
-  await requireServiceRole(c);
-  const raw = await readSmallJson(c.req.raw);
-  if (!raw) throw badRequest("The body must be a JSON object { transaction_id }");
-  const parsed = bodySchema.safeParse(raw);
-  if (!parsed.success) {
-    throw badRequest("Invalid request body", {
-      issues: parsed.error.issues.map((i) => ({ path: i.path.join(".") || "(body)", message: i.message })),
-    });
-  }
-  const { async: background, review } = parsed.data;
-  const id = parsed.data.transaction_id.toLowerCase();
+app.post("/", serviceRoleDoor, smallJsonBody(bodySchema, s.MESSAGE_BUS_MAX_JSON_DEPTH), async (c) => {
+  const { async: background, review, transaction_id: id } = c.req.valid("json");
   const deps = { sql: db(), settings: s };
   if (background) {
     waitUntil(

@@ -11,6 +11,7 @@ import { checkBody, checkEdges, type CompletionView, type MessageFacts } from ".
 import { type Finding, finding, publicFindings, verdictOf, WATCHER_VERSION } from "./findings.ts";
 import { EDGE_BYTES, inspectPayload } from "./inspect_payload.ts";
 import { maybeReview, type Review } from "./review.ts";
+import type { MessageRow } from "../_shared/message/row.ts";
 
 export interface ObserveDeps {
   sql: Sql;
@@ -32,23 +33,28 @@ export interface Observation {
   review: Review | null;
 }
 
-interface MessageRow {
-  transaction_id: string;
-  status: "pending" | "completed" | "failed" | "expired";
-  checksum: string | null;
-  stored_checksum: string | null;
-  chunk_count: number | null;
-  compression: "none" | "gzip" | null;
-  payload_size_bytes: string | null;
-  finish_reason: string | null;
-  usage: Record<string, unknown> | null;
-  error: Record<string, unknown> | null;
-  metadata: Record<string, unknown>;
-  expired: boolean;
-  observation: StoredObservation | null;
-  /** The payload's bytes when it is one chunk. */
-  only_chunk: Uint8Array | null;
-}
+/** What bus.watch_target returns: part of the message row, and what the watcher needs besides. */
+type WatchTarget =
+  & Pick<
+    MessageRow,
+    | "transaction_id"
+    | "status"
+    | "checksum"
+    | "stored_checksum"
+    | "chunk_count"
+    | "compression"
+    | "payload_size_bytes"
+    | "finish_reason"
+    | "usage"
+    | "error"
+  >
+  & {
+    metadata: Record<string, unknown>;
+    expired: boolean;
+    observation: StoredObservation | null;
+    /** The payload's bytes when it is one chunk. */
+    only_chunk: Uint8Array | null;
+  };
 
 /** An observation as stored (message_bus_observations). */
 interface StoredObservation {
@@ -77,7 +83,7 @@ export async function observeMessage(
   // (most tool responses), its bytes. The watcher runs for every message, so its round trips and Postgres's
   // planning count (they competed with tool-invoke for the same CPUs); bus.watch_target keeps its plan
   // (migration 20261121000600, bench/RESULTS.md).
-  const [row] = await deps.sql<MessageRow[]>`
+  const [row] = await deps.sql<WatchTarget[]>`
     select * from bus.watch_target(${transactionId}::uuid, ${WATCHER_VERSION})`;
   if (!row) throw notFound(`No message ${transactionId}`);
   if (row.observation) return observationOf(transactionId, row.observation);
@@ -140,7 +146,7 @@ export async function observeMessage(
   };
 }
 
-async function inspectCompleted(row: MessageRow, deps: ObserveDeps) {
+async function inspectCompleted(row: WatchTarget, deps: ObserveDeps) {
   const s = deps.settings;
   const meta: StoredMeta = {
     transaction_id: row.transaction_id,
@@ -181,7 +187,7 @@ async function inspectCompleted(row: MessageRow, deps: ObserveDeps) {
   return { findings, partial: true, analysed: sample.head!.length + sample.tail!.length, view: undefined };
 }
 
-function facts(row: MessageRow): MessageFacts {
+function facts(row: WatchTarget): MessageFacts {
   return {
     finishReason: row.finish_reason,
     wantsJson: row.metadata?.wants_json === true || row.metadata?.wants_json === "true",

@@ -6,6 +6,7 @@
  */
 import OpenAI from "openai";
 import type { Settings } from "../env.ts";
+import type { ProviderRequest } from "../tools/tool.ts";
 
 export const PROVIDERS = ["kimi", "glm"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -52,16 +53,14 @@ export function providerClient(config: ProviderConfig, opts: ProviderCallOptions
 }
 
 /**
- * POSTs a chat completion and returns the provider's raw response (2xx only; the SDK throws `OpenAI.APIError`
- * for an error status after its retries, and `APIConnectionError` when no response came).
+ * Sends `request` to the provider and returns its raw response (2xx only; the SDK throws `OpenAI.APIError` for an
+ * error status, and `APIConnectionError` when no response came). The body goes as the tool made it (the caller's
+ * bytes, spliced, never re-serialised), and the answer's body is left unread for the caller to stream.
  */
-export function createChatCompletion(
-  client: OpenAI,
-  params: Record<string, unknown>,
-  signal?: AbortSignal,
-): Promise<Response> {
-  return client.chat.completions.create(
-    { ...params, stream: false } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming,
-    { signal },
-  ).asResponse();
+export function sendProviderRequest(client: OpenAI, request: ProviderRequest, signal?: AbortSignal): Promise<Response> {
+  return client.post(request.path, {
+    body: request.body(),
+    headers: { "content-type": "application/json" },
+    signal,
+  }).asResponse();
 }

@@ -1,0 +1,52 @@
+/**
+ * What an invoke answers (CONTRACT.md §4): the 200 body of a completed message, 202 while pending, and for a failed
+ * one the contract's error with `transaction_id` and `status: "failed"`, its HTTP status chosen by the recorded
+ * error code.
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { BusError } from "../errors.ts";
+import type { MessageRow } from "../message/row.ts";
+
+/** The 200 body of a completed message. */
+export function completedBody(row: MessageRow) {
+  return {
+    transaction_id: row.transaction_id,
+    status: row.status,
+    checksum: row.checksum,
+    payload_size_bytes: Number(row.payload_size_bytes),
+    provider: row.provider,
+    model: row.model,
+    finish_reason: row.finish_reason,
+    expires_at: new Date(row.expires_at).toISOString(),
+  };
+}
+
+/** The HTTP status of a failure with error `code`. */
+export function failureStatus(code: string): ContentfulStatusCode {
+  switch (code) {
+    case "payload_too_large":
+      return 413;
+    case "storage_failed":
+    case "worker_lost":
+      return 500;
+    default: // provider_error, provider_timeout, provider_unreachable, request_lost, ...
+      return 502;
+  }
+}
+
+/**
+ * The error answer of a failed message. `error` is what was recorded (`{ code, message, ... }`); `extra` adds to
+ * the body (e.g. `recorded: false` when recording the failure itself failed).
+ */
+export function failureError(
+  transactionId: string,
+  error: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): BusError {
+  const code = String(error.code ?? "failed");
+  return new BusError(failureStatus(code), code, String(error.message ?? "The message failed"), error, {
+    transaction_id: transactionId,
+    status: "failed",
+    ...extra,
+  });
+}
