@@ -6,6 +6,7 @@ export async function withStandin(fn: (served: ServedStandin, client: OpenAI) =>
   const served = serveProviderStandin({ hostname: "127.0.0.1", port: 0 });
   const client = new OpenAI({ apiKey: "standin-test-key", baseURL: served.baseURL, maxRetries: 0, timeout: 60_000 });
   try {
+    await served.ready;
     await fn(served, client);
   } finally {
     await served.close();
