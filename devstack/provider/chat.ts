@@ -120,7 +120,11 @@ export function streamResponse(
     signal,
   });
   // OpenAI, Moonshot and Z.ai stream as text/event-stream (gateways-streaming-mcp.md §4).
-  const headers = new Headers({ "content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": parts.id });
+  const headers = new Headers({
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-request-id": parts.id,
+  });
   return { response: new Response(body, { status: 200, headers }), live: true };
 }
 

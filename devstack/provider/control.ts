@@ -72,7 +72,9 @@ export async function control(req: Request, url: URL, state: StandinState, files
     }
   }
   const known = ["stats", "calls", "reset", "outage", "script", "files/forget"].map((r) => `/__standin/${r}`);
-  if (known.includes(url.pathname)) return openAIError(405, `Expected another method for ${url.pathname}, got ${req.method}`);
+  if (known.includes(url.pathname)) {
+    return openAIError(405, `Expected another method for ${url.pathname}, got ${req.method}`);
+  }
   return openAIError(404, `Unknown route ${url.pathname}`);
 }
 

@@ -95,7 +95,9 @@ export class FileStore {
     const fixed = (response: Response) => ({ response, live: false });
     const files = this.bases.get(base) ?? new Map<string, StoredFile>();
     const wanted = id === undefined ? ["GET", "POST"] : content ? ["GET"] : ["GET", "DELETE"];
-    if (!wanted.includes(req.method)) return fixed(openAIError(405, `Expected ${wanted.join(" or ")}, got ${req.method}`));
+    if (!wanted.includes(req.method)) {
+      return fixed(openAIError(405, `Expected ${wanted.join(" or ")}, got ${req.method}`));
+    }
     if (id === undefined) return fixed(req.method === "POST" ? await this.upload(req, base) : list(req, files));
     const stored = files.get(id);
     if (!stored) return fixed(openAIError(404, `No file with id ${id}`, { param: "file_id" }));
@@ -104,7 +106,13 @@ export class FileStore {
       // Moonshot answers the extraction as a JSON text, which its own examples put whole into a system message
       // (`client.files.content(id).text`; gateways-streaming-mcp.md §4).
       const { filename } = stored.file;
-      const body = JSON.stringify({ content: stored.text, file_type: stored.fileType, filename, title: "", type: "file" });
+      const body = JSON.stringify({
+        content: stored.text,
+        file_type: stored.fileType,
+        filename,
+        title: "",
+        type: "file",
+      });
       return fixed(new Response(body, { headers: { "content-type": "application/json; charset=utf-8" } }));
     }
     if (req.method === "DELETE") {
@@ -133,7 +141,9 @@ export class FileStore {
     }
     const file = form.get("file");
     const purpose = form.get("purpose");
-    if (!(file instanceof File)) return openAIError(400, "Expected a file field holding a file, got none", { param: "file" });
+    if (!(file instanceof File)) {
+      return openAIError(400, "Expected a file field holding a file, got none", { param: "file" });
+    }
     if (typeof purpose !== "string" || !PURPOSES.includes(purpose)) {
       return openAIError(400, `Expected purpose to be one of ${PURPOSES.join(", ")}, got ${purpose}`, {
         param: "purpose",

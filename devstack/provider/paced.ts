@@ -41,15 +41,16 @@ export function pacedBody(source: Source, pacing: Pacing): ReadableStream<Uint8A
           if (pacing.cutAfter !== undefined && pacing.cutAfter <= sent) throw new ConnectionCut(sent);
           await untilAborted(pacing.signal, `stalled after ${sent} body bytes`);
         }
-        const wait = first ? pacing.firstDelayMs : pacing.gapMs;
-        first = false;
-        if (wait) await delay(wait, pacing.signal);
         if (sent >= limit) {
           atMark = true;
           continue;
         }
         const next = await source.next();
         if (next.done) return controller.close();
+        // The wait comes after taking the piece, so the end of the body is not delayed.
+        const wait = first ? pacing.firstDelayMs : pacing.gapMs;
+        first = false;
+        if (wait) await delay(wait, pacing.signal);
         let piece = next.value;
         if (sent + piece.length >= limit) {
           piece = piece.subarray(0, limit - sent);

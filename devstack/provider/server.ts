@@ -117,7 +117,9 @@ async function handle(
     response = await standin.fetch(request);
   } catch (error) {
     if (!(error instanceof ConnectionReset)) log(`standin ${req.method} ${req.url} failed: ${error}`);
-    req.socket.destroy();
+    // A TCP reset (RST), as a provider's crashed load balancer sends. Note that Deno's fetch sends the request
+    // again, once, on any connection closed without an answer: a Deno client makes two calls here.
+    req.socket.resetAndDestroy();
     return;
   }
   if (res.destroyed) return void (await response.body?.cancel());
@@ -126,12 +128,16 @@ async function handle(
   res.flushHeaders();
   if (!response.body) return void res.end();
   const reader = response.body.getReader();
+  // Resolves once the last write has been handed to the socket: a cut must not drop bytes sent before it.
+  let written = Promise.resolve();
   try {
     while (true) {
       const { value, done } = await reader.read();
       if (done) break;
       if (res.destroyed) return void (await reader.cancel());
-      if (!res.write(value)) await drained(res);
+      let full = false;
+      written = new Promise<void>((resolve) => full = !res.write(value, () => resolve()));
+      if (full) await drained(res);
     }
     res.end();
   } catch (error) {
@@ -140,6 +146,7 @@ async function handle(
     if (!(error instanceof TypeError || error instanceof DOMException)) {
       log(`standin ${req.method} ${req.url} body failed: ${error}`);
     }
+    await Promise.race([written, new Promise((resolve) => setTimeout(resolve, 1_000))]);
     res.destroy();
   }
 }

@@ -4,7 +4,7 @@ import { control, snapshot, type StandinStats } from "./control.ts";
 import { type Directive, DirectiveError, DirectiveSchema, parseDirective } from "./directives.ts";
 import { ConnectionReset, openAIError } from "./errors.ts";
 import { DEFAULT_FILE_LIMITS, type FileLimits, FileStore } from "./files.ts";
-import { answerWith, type Outcome, outageOutcome, stepOutcome } from "./outcome.ts";
+import { answerWith, outageOutcome, type Outcome, stepOutcome } from "./outcome.ts";
 import { lastUserText, parseChatRequest } from "./request.ts";
 import { longestMatch, StandinState } from "./state.ts";
 import { delay, isAbortError } from "./wait.ts";
@@ -130,9 +130,11 @@ export function createProviderStandin(options: StandinOptions = {}): ProviderSta
     if (request.stream) state.count(base, "streams");
     const d: Directive = directive ?? {};
     const call = d.tag === undefined ? 0 : state.countTag(d.tag);
-    log(`standin chat ${url.pathname} model=${request.model} tag=${d.tag ?? "-"} call=${call} directive=${
-      JSON.stringify(directive)
-    } stream=${Boolean(request.stream)}`);
+    log(
+      `standin chat ${url.pathname} model=${request.model} tag=${d.tag ?? "-"} call=${call} directive=${
+        JSON.stringify(directive)
+      } stream=${Boolean(request.stream)}`,
+    );
 
     const complete = async (d: Directive): Promise<Answer> => {
       const parts = await completionParts(request, d, prompt, requestText);
