@@ -28,7 +28,8 @@ import { z } from "zod";
  * - `script` (array of steps, needs `tag`, excludes `status`): call N with this tag plays step N; calls past
  *   the end succeed. A step is an HTTP status 400-599 (an error answer, Retry-After on 429/503 as with
  *   `status`), "ok" (answer normally), "hang" (never answer; the connection stays open until the client
- *   leaves or the stand-in closes), "reset" (close the connection without any HTTP answer), "slow_body"
+ *   leaves or the stand-in closes), "reset" (close the connection with a TCP reset and no HTTP answer; Deno's
+ *   fetch sends such a request again once by itself, so a Deno client's one call plays two steps), "slow_body"
  *   (headers at once, then the body 16 bytes per second), or an object of directive keys (other than `tag`,
  *   `script` and `fail_times`) merged over this directive for that call, e.g. `{"cut_after_bytes": 300}`.
  * - `malformed` (true | "truncated" | "not_json"): a 200 whose body is the completion cut in half (true,
@@ -49,8 +50,9 @@ import { z } from "zod";
  * - `event_delay_ms` (integer ≥ 0): pause between events (a slow stream).
  * - `delta_bytes` (integer ≥ 4): the most UTF-8 bytes per content, reasoning or arguments delta (never
  *   splitting a character). Default 16 for text (8 for tool-call arguments), 16384 for `bytes` filler.
- * - `error_after_events` (integer ≥ 0): after that many events, send `data: {"error": {...}}` (the shape the
- *   OpenAI SDK throws on, as OpenRouter and others send mid-stream) and end the stream cleanly, no `[DONE]`.
+ * - `error_after_events` (integer ≥ 0): after that many chunk events, send `data: {"error": {...}}` (the
+ *   shape the OpenAI SDK throws on, as OpenRouter and others send mid-stream) and end the stream cleanly, no
+ *   `[DONE]` (a shorter stream ends with the error in place of `[DONE]`).
  * - `no_done` (true): end after the chunk carrying `finish_reason`, without `data: [DONE]`.
  * - `no_finish` (true): every chunk has `finish_reason: null`, yet the stream ends with `data: [DONE]`.
  * - `omit_tool_index` (true): tool-call deltas carry no `index` (as Moonshot streams them).

@@ -6,6 +6,7 @@ import { ConnectionReset, openAIError } from "./errors.ts";
 import { DEFAULT_FILE_LIMITS, type FileLimits, FileStore } from "./files.ts";
 import { answerWith, outageOutcome, type Outcome, stepOutcome } from "./outcome.ts";
 import { lastUserText, parseChatRequest } from "./request.ts";
+import { finalized, withLength } from "./respond.ts";
 import { longestMatch, StandinState } from "./state.ts";
 import { delay, isAbortError } from "./wait.ts";
 
@@ -226,37 +227,4 @@ function merged(d: Directive, keys: Partial<Directive>): Directive {
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join(".")}: ` : "") + i.message);
   throw new DirectiveError(`Invalid script step for this #standin directive: ${issues.join("; ")}`);
-}
-
-/** A fixed answer with its Content-Length, as providers send non-streamed answers. */
-async function withLength(response: Response): Promise<Response> {
-  if (!response.body) return response;
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  const headers = new Headers(response.headers);
-  headers.set("content-length", String(bytes.length));
-  return new Response(bytes, { status: response.status, headers });
-}
-
-/** The response with `onDone` run once its body has been read to the end, failed, or been cancelled. */
-function finalized(response: Response, onDone: () => void): Response {
-  const reader = response.body!.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await reader.read();
-        if (done) {
-          onDone();
-          controller.close();
-        } else controller.enqueue(value);
-      } catch (error) {
-        onDone();
-        controller.error(error);
-      }
-    },
-    async cancel(reason) {
-      onDone();
-      await reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status: response.status, headers: response.headers });
 }
