@@ -20,6 +20,13 @@ export interface CompletionParts {
   promptTokens: number;
 }
 
+/** The `usage` object of a completion. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
 /** A body as bytes before and after an optional filler run; `size` is the total byte count. */
 export interface BodyPlan {
   head: Uint8Array;
@@ -30,10 +37,23 @@ export interface BodyPlan {
 
 const encoder = new TextEncoder();
 const PLACEHOLDER = "@@standin-fill@@";
-const isFill = (v: unknown): v is Fill => typeof v === "object" && v !== null && (v as Fill).kind === "fill";
+/** Whether a field is seeded filler rather than literal text. */
+export const isFill = (v: unknown): v is Fill => typeof v === "object" && v !== null && (v as Fill).kind === "fill";
 /** The bytes of `text` as it appears inside a JSON string, without the quotes. */
 const escaped = (text: string) => JSON.stringify(text).slice(1, -1);
 const utf8Length = (text: string) => encoder.encode(text).length;
+
+/** Token usage of a completion whose filler is `fillSize` bytes: UTF-8 bytes of content and reasoning over 4. */
+export function usageFor(parts: CompletionParts, fillSize: number): Usage {
+  const fieldBytes = (v: string | null | Fill | undefined) =>
+    v == null ? 0 : isFill(v) ? utf8Length(v.prefix) + fillSize + utf8Length(v.suffix) : utf8Length(v);
+  const completionTokens = Math.max(1, Math.ceil((fieldBytes(parts.content) + fieldBytes(parts.reasoning)) / 4));
+  return {
+    prompt_tokens: parts.promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: parts.promptTokens + completionTokens,
+  };
+}
 
 /**
  * Renders the envelope around a filler of `fillSize` bytes. The formatting is deliberately unlike what a
@@ -41,9 +61,6 @@ const utf8Length = (text: string) => encoder.encode(text).length;
  * UTF-8 and a trailing newline. A bus that parses and re-stringifies the body changes its checksum.
  */
 function render(parts: CompletionParts, fillSize: number): { head: string; tail: string } {
-  const fieldBytes = (v: string | null | Fill | undefined) =>
-    v == null ? 0 : isFill(v) ? utf8Length(v.prefix) + fillSize + utf8Length(v.suffix) : utf8Length(v);
-  const completionTokens = Math.max(1, Math.ceil((fieldBytes(parts.content) + fieldBytes(parts.reasoning)) / 4));
   const field = (v: string | null | Fill) => (isFill(v) ? PLACEHOLDER : v);
   const message: Record<string, unknown> = { role: "assistant", content: field(parts.content) };
   if (parts.reasoning !== undefined) message.reasoning_content = field(parts.reasoning);
@@ -54,11 +71,7 @@ function render(parts: CompletionParts, fillSize: number): { head: string; tail:
     created: parts.created,
     model: parts.model,
     choices: [{ index: 0, message, finish_reason: parts.finishReason }],
-    usage: {
-      prompt_tokens: parts.promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: parts.promptTokens + completionTokens,
-    },
+    usage: usageFor(parts, fillSize),
   };
   const text = JSON.stringify(completion, null, 1) + "\n";
   const fill = isFill(parts.content) ? parts.content : isFill(parts.reasoning) ? parts.reasoning : null;

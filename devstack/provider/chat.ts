@@ -1,4 +1,4 @@
-import { bodyBytes, type BodyPlan, bodyStream, type CompletionParts, type Fill } from "./body.ts";
+import { bodyBytes, bodyChunks, type BodyPlan, bodyStream, type CompletionParts, type Fill, usageFor } from "./body.ts";
 import {
   defaultAnswer,
   ERROR_AS_CONTENT,
@@ -9,7 +9,9 @@ import {
   reasoningText,
 } from "./content.ts";
 import type { Directive } from "./directives.ts";
+import { pacedBody } from "./paced.ts";
 import { type ChatRequest, promptTokens } from "./request.ts";
+import { streamEvents } from "./stream.ts";
 
 /** Bodies larger than this are streamed chunk by chunk instead of buffered. */
 export const STREAM_THRESHOLD = 1024 * 1024;
@@ -68,26 +70,65 @@ export async function completionParts(
   return parts;
 }
 
+/** An answer, and whether its body is produced while it is sent (then it must not be buffered). */
+export interface Answer {
+  response: Response;
+  live: boolean;
+}
+
 /**
  * The 200 answer for a planned body: buffered when small, a pull-based stream when larger than
- * {@link STREAM_THRESHOLD}. `malformed` cuts the body in half or replaces it with non-JSON text.
- * `onDone` runs when the body has been handed over completely (or the client left).
- *
- * @returns the response and whether `onDone` is deferred to the end of a stream
+ * {@link STREAM_THRESHOLD} or when `cut_after_bytes`/`stall_after_bytes` shape it. `malformed` cuts the body
+ * in half or replaces it with non-JSON text.
  */
-export function completionResponse(
-  plan: BodyPlan,
-  id: string,
-  malformed: Directive["malformed"],
-  onDone: () => void,
-): { response: Response; streaming: boolean } {
+export function completionResponse(plan: BodyPlan, id: string, d: Directive, signal: AbortSignal): Answer {
   const headers = new Headers({ "content-type": "application/json; charset=utf-8", "x-request-id": id });
-  if (malformed === "not_json") {
-    return { response: new Response(NOT_JSON, { status: 200, headers }), streaming: false };
+  if (d.malformed === "not_json") {
+    return { response: new Response(NOT_JSON, { status: 200, headers }), live: false };
   }
-  const limit = malformed ? Math.floor(plan.size / 2) : plan.size;
+  const limit = d.malformed ? Math.floor(plan.size / 2) : plan.size;
+  if (d.cut_after_bytes !== undefined || d.stall_after_bytes !== undefined) {
+    const pacing = { cutAfter: d.cut_after_bytes, stallAfter: d.stall_after_bytes, signal };
+    return { response: new Response(pacedBody(bodyChunks(plan, limit), pacing), { status: 200, headers }), live: true };
+  }
   if (limit <= STREAM_THRESHOLD) {
-    return { response: new Response(bodyBytes(plan, limit), { status: 200, headers }), streaming: false };
+    return { response: new Response(bodyBytes(plan, limit), { status: 200, headers }), live: false };
   }
-  return { response: new Response(bodyStream(plan, limit, onDone), { status: 200, headers }), streaming: true };
+  return { response: new Response(bodyStream(plan, limit), { status: 200, headers }), live: true };
+}
+
+/**
+ * The 200 answer to `"stream": true`: `text/event-stream` with `data: <chat.completion.chunk>` events (see
+ * `stream.ts`), generated lazily and paced by the directive's stream keys. The content assembled from the
+ * deltas equals the content of the non-streamed answer to the same request, because both come from the same
+ * parts and the same planned filler size.
+ */
+export function streamResponse(
+  parts: CompletionParts,
+  plan: BodyPlan,
+  includeUsage: boolean,
+  d: Directive,
+  signal: AbortSignal,
+): Answer {
+  const fillSize = plan.fill?.size ?? 0;
+  const events = streamEvents(parts, { fillSize, usage: usageFor(parts, fillSize), includeUsage, directive: d });
+  const body = pacedBody(encoded(events), {
+    firstDelayMs: d.first_event_ms,
+    gapMs: d.event_delay_ms,
+    cutAfter: d.cut_after_bytes,
+    stallAfter: d.stall_after_bytes,
+    signal,
+  });
+  // OpenAI, Moonshot and Z.ai stream as text/event-stream (gateways-streaming-mcp.md §4).
+  const headers = new Headers({
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-request-id": parts.id,
+  });
+  return { response: new Response(body, { status: 200, headers }), live: true };
+}
+
+function* encoded(events: Iterable<string>): Generator<Uint8Array> {
+  const encoder = new TextEncoder();
+  for (const event of events) yield encoder.encode(event);
 }

@@ -5,11 +5,14 @@ import { z } from "zod";
  * stand-in by writing `#standin {json}` anywhere in the LAST user message. Only the first directive counts; its
  * JSON must be an object with these keys (unknown keys are rejected with a 400, so typos are loud):
  *
- * - `tag` (string): counts the call under this tag (`GET /__standin/calls?tag=`), and scopes `fail_times`.
- * - `latency_ms` (integer ≥ 0): wait this long before answering (cut short only when the stand-in closes).
+ * - `tag` (string): counts the call under this tag (`GET /__standin/calls?tag=`), and scopes `fail_times`
+ *   and `script`.
+ * - `latency_ms` (integer ≥ 0): wait this long before answering (cut short when the client leaves or the
+ *   stand-in closes).
  * - `bytes` (integer ≥ 0): the response body's total size in bytes (exact unless smaller than the envelope).
  *   Content is seeded filler with multi-byte UTF-8; bodies over 1 MiB are streamed in 64 KiB chunks and never
- *   held in memory whole.
+ *   held in memory whole. A streamed answer (`"stream": true`) carries the same content as the non-streamed
+ *   answer to the same request, generated lazily.
  * - `seed` (integer): the filler's seed; default a hash of the model and the prompt.
  * - `finish_reason`: "stop" (default), "length", "content_filter" or "tool_calls" (adds one tool call and
  *   null content).
@@ -22,10 +25,39 @@ import { z } from "zod";
  *   `Retry-After` (`retry_after` seconds, default 1).
  * - `fail_times` (integer ≥ 0, needs `status` and `tag`): fail only the first N calls with this tag, then
  *   succeed.
+ * - `script` (array of steps, needs `tag`, excludes `status`): call N with this tag plays step N; calls past
+ *   the end succeed. A step is an HTTP status 400-599 (an error answer, Retry-After on 429/503 as with
+ *   `status`), "ok" (answer normally), "hang" (never answer; the connection stays open until the client
+ *   leaves or the stand-in closes), "reset" (close the connection with a TCP reset and no HTTP answer; Deno's
+ *   fetch sends such a request again once by itself, so a Deno client's one call plays two steps), "slow_body"
+ *   (headers at once, then the body 16 bytes per second), or an object of directive keys (other than `tag`,
+ *   `script` and `fail_times`) merged over this directive for that call, e.g. `{"cut_after_bytes": 300}`.
  * - `malformed` (true | "truncated" | "not_json"): a 200 whose body is the completion cut in half (true,
- *   "truncated") or plain text that is not JSON ("not_json").
+ *   "truncated") or plain text that is not JSON ("not_json"). In a stream: the stream ends cleanly in the
+ *   middle of its second event, or its second event's data is that non-JSON text.
  * - `json` (true | "invalid"): the content is a valid JSON document, or broken JSON.
  * - `error_as_content` (true): the content is a provider error message passed off as an answer.
+ *
+ * Faults on the wire, for streamed and non-streamed bodies alike (counted in body bytes, after the headers):
+ * - `cut_after_bytes` (integer ≥ 0): send this many bytes of the body, then close the connection abruptly
+ *   (possibly mid-event; no `[DONE]`, an incomplete chunked body, so the client sees a network error).
+ * - `stall_after_bytes` (integer ≥ 0): send this many bytes, then nothing more while keeping the connection
+ *   open, until the client leaves or the stand-in closes (for idle-timeout tests).
+ *
+ * For streams only (ignored without `"stream": true`):
+ * - `first_event_ms` (integer ≥ 0): the headers go at once, the first event this much later
+ *   (time to first token; `latency_ms` delays the headers instead).
+ * - `event_delay_ms` (integer ≥ 0): pause between events (a slow stream).
+ * - `delta_bytes` (integer ≥ 4): the most UTF-8 bytes per content, reasoning or arguments delta (never
+ *   splitting a character). Default 16 for text (8 for tool-call arguments), 16384 for `bytes` filler.
+ * - `error_after_events` (integer ≥ 0): after that many chunk events, send `data: {"error": {...}}` (the
+ *   shape the OpenAI SDK throws on, as OpenRouter and others send mid-stream) and end the stream cleanly, no
+ *   `[DONE]` (a shorter stream ends with the error in place of `[DONE]`).
+ * - `no_done` (true): end after the chunk carrying `finish_reason`, without `data: [DONE]`.
+ * - `no_finish` (true): every chunk has `finish_reason: null`, yet the stream ends with `data: [DONE]`.
+ * - `omit_tool_index` (true): tool-call deltas carry no `index` (as Moonshot streams them).
+ * - `usage_in_choice` (true): usage sits in the last chunk's choice (`choices[0].usage`, as Moonshot sends
+ *   it) instead of a final `choices: []` chunk, whatever `stream_options` say.
  *
  * @example
  * ```ts
@@ -33,7 +65,7 @@ import { z } from "zod";
  * // directive?.bytes === 1048576
  * ```
  */
-export const DirectiveSchema = z.strictObject({
+const DirectiveShape = z.strictObject({
   tag: z.string().min(1).max(200).optional(),
   latency_ms: z.number().int().min(0).max(600_000).optional(),
   bytes: z.number().int().min(0).max(8 * 1024 ** 3).optional(),
@@ -48,8 +80,37 @@ export const DirectiveSchema = z.strictObject({
   malformed: z.union([z.literal(true), z.enum(["truncated", "not_json"])]).optional(),
   json: z.union([z.literal(true), z.literal("invalid")]).optional(),
   error_as_content: z.literal(true).optional(),
-}).superRefine((d, ctx) => {
-  const clash = (a: keyof typeof d, b: keyof typeof d) => {
+  cut_after_bytes: z.number().int().min(0).optional(),
+  stall_after_bytes: z.number().int().min(0).optional(),
+  first_event_ms: z.number().int().min(0).max(600_000).optional(),
+  event_delay_ms: z.number().int().min(0).max(60_000).optional(),
+  delta_bytes: z.number().int().min(4).max(1024 * 1024).optional(),
+  error_after_events: z.number().int().min(0).optional(),
+  no_done: z.literal(true).optional(),
+  no_finish: z.literal(true).optional(),
+  omit_tool_index: z.literal(true).optional(),
+  usage_in_choice: z.literal(true).optional(),
+});
+
+/** Outcomes a script step names by word; see {@link StepSchema}. */
+export const STEP_WORDS = ["ok", "hang", "reset", "slow_body"] as const;
+
+/**
+ * One step of a `script` (directive or `POST /__standin/script`): an HTTP status, a word from
+ * {@link STEP_WORDS}, or directive keys merged over the call's directive.
+ */
+export const StepSchema = z.union([
+  z.number().int().min(400).max(599),
+  z.enum(STEP_WORDS),
+  DirectiveShape.omit({ tag: true, fail_times: true }).superRefine(checkClashes),
+]);
+
+/** A script step. */
+export type Step = z.infer<typeof StepSchema>;
+
+/** The keys that cannot be combined, checked on directives and on object steps. */
+function checkClashes(d: Record<string, unknown>, ctx: z.RefinementCtx) {
+  const clash = (a: string, b: string) => {
     if (d[a] !== undefined && d[b] !== undefined) {
       ctx.addIssue({ code: "custom", message: `${a} and ${b} exclude each other` });
     }
@@ -60,10 +121,22 @@ export const DirectiveSchema = z.strictObject({
   clash("content", "reasoning_only");
   clash("error_as_content", "json");
   clash("error_as_content", "bytes");
-  if (d.fail_times !== undefined && (d.status === undefined || d.tag === undefined)) {
-    ctx.addIssue({ code: "custom", message: "fail_times needs status and tag" });
-  }
-});
+  clash("cut_after_bytes", "stall_after_bytes");
+  clash("script", "status");
+  clash("script", "fail_times");
+}
+
+/** The schema of a `#standin` directive: the keys documented above, checked for clashes. */
+export const DirectiveSchema = DirectiveShape.extend({ script: z.array(StepSchema).min(1).max(1000).optional() })
+  .superRefine((d, ctx) => {
+    checkClashes(d, ctx);
+    if (d.fail_times !== undefined && (d.status === undefined || d.tag === undefined)) {
+      ctx.addIssue({ code: "custom", message: "fail_times needs status and tag" });
+    }
+    if (d.script !== undefined && d.tag === undefined) {
+      ctx.addIssue({ code: "custom", message: "script needs tag" });
+    }
+  });
 
 /** A parsed `#standin` directive. */
 export type Directive = z.infer<typeof DirectiveSchema>;

@@ -32,3 +32,34 @@ Deno.test("parseDirective() rejects out-of-range and conflicting keys", () => {
   assert.throws(() => parseDirective('#standin {"content":"x","bytes":10}'), /content and bytes exclude each other/);
   assert.throws(() => parseDirective('#standin {"fail_times":2,"status":500}'), /fail_times needs status and tag/);
 });
+
+Deno.test("parseDirective() accepts scripts of statuses, words and directive objects, with a tag", () => {
+  const { directive } = parseDirective(
+    '#standin {"tag":"s","script":[500,429,"hang","reset","slow_body",{"cut_after_bytes":10},"ok"]}',
+  );
+  assert.equal(directive?.script?.length, 7);
+  assert.throws(() => parseDirective('#standin {"script":[500]}'), /script needs tag/);
+  assert.throws(() => parseDirective('#standin {"tag":"s","script":[500],"status":500}'), /script and status/);
+  assert.throws(() => parseDirective('#standin {"tag":"s","script":[200]}'), /script/);
+  assert.throws(() => parseDirective('#standin {"tag":"s","script":["flaky"]}'), /script/);
+  assert.throws(() => parseDirective('#standin {"tag":"s","script":[{"tag":"x"}]}'), /tag/);
+  assert.throws(() => parseDirective('#standin {"tag":"s","script":[{"content":"a","bytes":1}]}'), /exclude/);
+});
+
+Deno.test("parseDirective() accepts the stream keys and rejects their bad values", () => {
+  const keys = {
+    first_event_ms: 5,
+    event_delay_ms: 1,
+    delta_bytes: 4,
+    error_after_events: 0,
+    no_done: true,
+    no_finish: true,
+    omit_tool_index: true,
+    usage_in_choice: true,
+    cut_after_bytes: 0,
+  };
+  assert.deepEqual(parseDirective(`#standin ${JSON.stringify(keys)}`).directive, keys);
+  assert.throws(() => parseDirective('#standin {"delta_bytes":3}'), /delta_bytes/);
+  assert.throws(() => parseDirective('#standin {"no_done":false}'), /no_done/);
+  assert.throws(() => parseDirective('#standin {"cut_after_bytes":1,"stall_after_bytes":2}'), /exclude/);
+});

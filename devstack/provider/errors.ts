@@ -47,16 +47,39 @@ export function openAIError(status: number, message: string, options: OpenAIErro
   return new Response(JSON.stringify(body), { status, headers });
 }
 
-/** The message a steered failure carries, worded like the provider's own. */
-export function steeredMessage(status: number): string {
+/** The message a steered failure carries, worded like the provider's own; `by` names what steered it. */
+export function steeredMessage(status: number, by = "#standin"): string {
   switch (status) {
     case 429:
-      return "Rate limit reached for requests (stand-in, steered by #standin)";
+      return `Rate limit reached for requests (stand-in, steered by ${by})`;
     case 503:
-      return "The engine is currently overloaded, please try again later (stand-in, steered by #standin)";
+      return `The engine is currently overloaded, please try again later (stand-in, steered by ${by})`;
     case 500:
-      return "The server had an error while processing your request (stand-in, steered by #standin)";
+      return `The server had an error while processing your request (stand-in, steered by ${by})`;
     default:
-      return `Stand-in failure with HTTP ${status}, steered by #standin`;
+      return `Stand-in failure with HTTP ${status}, steered by ${by}`;
+  }
+}
+
+/**
+ * Thrown by the stand-in's fetch handler instead of answering: the server closes the connection without any
+ * HTTP response (outage or script step `reset`). A `TypeError`, as `fetch()` rejects on a network error, so an
+ * in-process caller sees what a remote one would.
+ */
+export class ConnectionReset extends TypeError {
+  override name = "ConnectionReset";
+  constructor() {
+    super("Stand-in reset the connection without answering (steered)");
+  }
+}
+
+/**
+ * Raised inside a response body stream where the server must close the connection abruptly mid-body
+ * (`cut_after_bytes`): the client sees an incomplete body and a network error, never a clean end.
+ */
+export class ConnectionCut extends TypeError {
+  override name = "ConnectionCut";
+  constructor(bytes: number) {
+    super(`Stand-in cut the connection after ${bytes} body bytes (steered)`);
   }
 }

@@ -6,7 +6,8 @@ const MessageSchema = z.looseObject({ role: z.string().min(1), content: z.unknow
 const ChatRequestSchema = z.looseObject({
   model: z.string().min(1),
   messages: z.array(MessageSchema).min(1),
-  stream: z.boolean().optional(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 });
 
 /** A validated chat completion request. */
@@ -19,7 +20,8 @@ export type ParsedChatRequest =
 
 /**
  * Parses and minimally validates a chat completion request body: `model` (non-empty string) and `messages`
- * (non-empty array of objects with a `role`) are required.
+ * (non-empty array of objects with a `role`) are required; `stream` and `stream_options.include_usage` are
+ * read when present.
  */
 export function parseChatRequest(text: string): ParsedChatRequest {
   let raw: unknown;
@@ -33,13 +35,6 @@ export function parseChatRequest(text: string): ParsedChatRequest {
     const issue = parsed.error.issues[0];
     const param = issue.path.length ? issue.path.map(String).join(".") : null;
     return { ok: false, message: `Invalid request${param ? ` at ${param}` : ""}: ${issue.message}`, param };
-  }
-  if (parsed.data.stream) {
-    return {
-      ok: false,
-      message: "Expected stream to be false: the stand-in answers non-streaming only",
-      param: "stream",
-    };
   }
   return { ok: true, request: parsed.data };
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { chatBody, postChat, sha256Hex, withStandin } from "./_testing.ts";
+import { ConnectionReset } from "./errors.ts";
+import { createProviderStandin } from "./standin.ts";
 
 Deno.test("chat without a directive answers a short deterministic answer with finish_reason stop", async () => {
   await withStandin(async (_served, client) => {
@@ -172,4 +174,18 @@ Deno.test("identical requests get byte-identical bodies", async () => {
     const same = new Uint8Array(await (await postChat(served, chatBody("same question"))).arrayBuffer());
     assert.notEqual(await sha256Hex(other), await sha256Hex(same));
   });
+});
+
+Deno.test("in process, a reset rejects fetch() with ConnectionReset, a TypeError like a network error", async () => {
+  const standin = createProviderStandin();
+  const body = JSON.stringify(chatBody("x", { tag: "r", script: ["reset"] }));
+  const error = await standin.fetch(
+    new Request("http://standin/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body,
+    }),
+  ).then(() => null, (e) => e);
+  assert.ok(error instanceof ConnectionReset && error instanceof TypeError, String(error));
+  assert.equal(standin.stats().inFlight, 0);
 });

@@ -1,38 +1,41 @@
 import { planBody } from "./body.ts";
-import { completionParts, completionResponse, CREATED } from "./chat.ts";
-import { type Directive, DirectiveError, parseDirective } from "./directives.ts";
-import { openAIError, steeredMessage } from "./errors.ts";
+import { type Answer, completionParts, completionResponse, CREATED, streamResponse } from "./chat.ts";
+import { control, snapshot, type StandinStats } from "./control.ts";
+import { type Directive, DirectiveError, DirectiveSchema, parseDirective } from "./directives.ts";
+import { ConnectionReset, openAIError } from "./errors.ts";
+import { DEFAULT_FILE_LIMITS, type FileLimits, FileStore } from "./files.ts";
+import { answerWith, outageOutcome, type Outcome, stepOutcome } from "./outcome.ts";
 import { lastUserText, parseChatRequest } from "./request.ts";
+import { finalized, withLength } from "./respond.ts";
+import { longestMatch, StandinState } from "./state.ts";
+import { delay, isAbortError } from "./wait.ts";
 
-/** Counters kept by the stand-in. */
-export interface StandinStats {
-  /** HTTP requests handled, any route. */
-  requests: number;
-  /** Chat completion requests that got past authentication. */
-  chatRequests: number;
-  /** Requests being answered now; a streamed body counts until it has been sent or the client left. */
-  inFlight: number;
-  /** Chat requests per directive `tag`. */
-  tags: Record<string, number>;
-}
+export type { StandinStats };
 
 /** Options for {@link createProviderStandin}. */
 export interface StandinOptions {
   /** Receives one line per chat request and every unexpected error; default: silent. */
   log?: (message: string) => void;
-  /** Aborting it ends pending `latency_ms` waits (used on shutdown). */
+  /** Aborting it ends pending waits, hangs and stalls (used on shutdown). */
   signal?: AbortSignal;
+  /** Bounds of the files API's store; default {@link DEFAULT_FILE_LIMITS}. */
+  files?: Partial<FileLimits>;
 }
 
 /** A provider stand-in as a fetch handler. */
 export interface ProviderStandin {
+  /**
+   * Answers one request. Rejects with {@link ConnectionReset} when the answer is "no answer" (outage or
+   * script step `reset`): a server then drops the connection. A request's `signal` aborting (the client left)
+   * ends its waits.
+   */
   fetch(req: Request): Promise<Response>;
   stats(): StandinStats;
   /** How many chat requests carried `tag`. */
   calls(tag: string): number;
 }
 
-/** Models listed by `GET /v1/models` (origin-lessons §4.2); any other model name is accepted too. */
+/** Models listed by `GET …/models` (origin-lessons §4.2); any other model name is accepted too. */
 const MODELS = [
   "kimi-k2-0905-preview",
   "kimi-k2-turbo-preview",
@@ -44,13 +47,59 @@ const MODELS = [
   "glm-4.5-flash",
 ];
 
+/** An API path: its base path (what precedes the route, e.g. "/kimi/v1") and the route. */
+interface ApiPath {
+  base: string;
+  route: "chat" | "models" | "files";
+  fileId?: string;
+  content: boolean;
+}
+
+const API_PATH = /^(.*?)\/(?:(chat\/completions)|(models)|files(?:\/([^/]+)(\/content)?)?)$/;
+
+function apiPath(pathname: string): ApiPath | null {
+  const m = API_PATH.exec(pathname);
+  if (!m) return null;
+  const route = m[2] ? "chat" : m[3] ? "models" : "files";
+  return { base: m[1], route, fileId: m[4] && decodeURIComponent(m[4]), content: Boolean(m[5]) };
+}
+
 /**
  * Creates a local OpenAI-compatible provider stand-in for Kimi (Moonshot) and GLM (Z.ai), steered by
- * `#standin {json}` directives in the last user message (see `directives.ts` for the keys).
+ * `#standin {json}` directives in the last user message (see `directives.ts` for the keys) and by control
+ * routes. Answers are byte-identical for identical requests.
  *
- * Routes: `POST …/chat/completions` and `GET …/models` under any prefix (`/v1`, `/api/paas/v4`), both needing
- * `Authorization: Bearer <non-empty>`; `GET /__standin/calls?tag=<tag>` → `{"count": n}` and
- * `GET /__standin/stats`, without auth.
+ * API routes, under any base path (`/v1`, `/kimi/v1`, `/glm/api/paas/v4`, …), all needing
+ * `Authorization: Bearer <non-empty>`:
+ * - `POST {base}/chat/completions`: a chat completion, or with `"stream": true` a `text/event-stream` of
+ *   `chat.completion.chunk` events ending in `data: [DONE]` (usage chunk with `stream_options.include_usage`).
+ * - `GET {base}/models`: Kimi and GLM model ids.
+ * - Moonshot's files API (CONTRACT.md §13): `POST {base}/files` (multipart `file`, `purpose` =
+ *   `file-extract`) → the file object; `GET {base}/files` (list), `GET {base}/files/{id}`,
+ *   `GET {base}/files/{id}/content` (the extraction as Moonshot's JSON text `{"content", "file_type",
+ *   "filename", "title", "type"}`), `DELETE {base}/files/{id}`; 404 for unknown ids. Files are kept per base
+ *   path, in memory, at most 100 MB each and 256 MiB in all (413 past either).
+ *
+ * Control routes, no auth (a prefix matches itself and the paths below it; "/" matches every path):
+ * - `GET /__standin/stats`: counters, with `prefixes` (per path prefix: `requests`, `chat_requests`,
+ *   `streams`, `in_flight`, `max_in_flight`, `uploads`, `deletes`, `content_reads`), `files`, `outages`,
+ *   `scripts`.
+ * - `GET /__standin/calls?tag=<tag>` → `{"count": n}`.
+ * - `POST /__standin/reset`: zeroes counters and tags, lowers high-water marks to what is in flight, drops
+ *   outages, scripts and files.
+ * - `POST /__standin/outage {"prefix", "mode", "retry_after"?, "interval_ms"?}`: every API request under the
+ *   prefix, before authentication, gets `mode`: an HTTP status 400-599 (OpenAI-style error; Retry-After on 429
+ *   and 503, default 1), "hang" (never answered until the client leaves or the stand-in closes), "reset"
+ *   (connection closed without an HTTP answer), "slow_body" (headers at once, then the body 16 bytes every
+ *   `interval_ms`, default 1000), or "off". `DELETE /__standin/outage?prefix=` ends one (all without prefix).
+ * - `POST /__standin/script {"prefix", "steps", "retry_after"?}`: chat call N under the prefix (counted from
+ *   now) plays step N (steps as in the `script` directive), later calls succeed; replaces the prefix's script.
+ *   `DELETE /__standin/script?prefix=` removes one (all without prefix).
+ * - `POST /__standin/files/forget {"prefix"?}`: the provider forgets its files (all, or under the prefix)
+ *   without counting deletes, so a client must upload again.
+ *
+ * Precedence for a chat call: outage, then authentication and parsing, `latency_ms`, the prefix's script
+ * step, then the directive's `status`/`fail_times` or `script` step.
  *
  * @example
  * ```ts
@@ -60,14 +109,14 @@ const MODELS = [
  */
 export function createProviderStandin(options: StandinOptions = {}): ProviderStandin {
   const log = options.log ?? (() => {});
-  const tags = new Map<string, number>();
-  const counters = { requests: 0, chatRequests: 0, inFlight: 0 };
+  const state = new StandinState();
+  const files = new FileStore({ ...DEFAULT_FILE_LIMITS, ...options.files }, state);
+  const fixed = (response: Response): Answer => ({ response, live: false });
 
-  async function chat(req: Request, release: () => void): Promise<{ response: Response; streaming: boolean }> {
+  async function chat(req: Request, url: URL, base: string, signal: AbortSignal): Promise<Answer> {
     const requestText = await req.text();
     const parsed = parseChatRequest(requestText);
-    if (!parsed.ok) return { response: openAIError(400, parsed.message, { param: parsed.param }), streaming: false };
-    counters.chatRequests++;
+    if (!parsed.ok) return fixed(openAIError(400, parsed.message, { param: parsed.param }));
     const { request } = parsed;
     let directive: Directive | null;
     let prompt: string;
@@ -75,101 +124,107 @@ export function createProviderStandin(options: StandinOptions = {}): ProviderSta
       ({ directive, prompt } = parseDirective(lastUserText(request)));
     } catch (error) {
       if (!(error instanceof DirectiveError)) throw error;
-      return { response: openAIError(400, error.message, { param: "messages" }), streaming: false };
+      return fixed(openAIError(400, error.message, { param: "messages" }));
     }
-    const tag = directive?.tag;
-    const call = tag === undefined ? 0 : (tags.get(tag) ?? 0) + 1;
-    if (tag !== undefined) tags.set(tag, call);
-    log(`standin chat model=${request.model} tag=${tag ?? "-"} call=${call} directive=${JSON.stringify(directive)}`);
+    state.chatRequests++;
+    state.count(base, "chat_requests");
+    if (request.stream) state.count(base, "streams");
+    const d: Directive = directive ?? {};
+    const call = d.tag === undefined ? 0 : state.countTag(d.tag);
+    log(
+      `standin chat ${url.pathname} model=${request.model} tag=${d.tag ?? "-"} call=${call} directive=${
+        JSON.stringify(directive)
+      } stream=${Boolean(request.stream)}`,
+    );
 
-    if (directive?.latency_ms) await delay(directive.latency_ms, options.signal);
-    const status = directive?.status;
-    if (status !== undefined && (directive?.fail_times === undefined || call <= directive.fail_times)) {
-      const retryAfter = status === 429 || status === 503 ? directive?.retry_after ?? 1 : undefined;
-      return { response: openAIError(status, steeredMessage(status), { retryAfter }), streaming: false };
+    const complete = async (d: Directive): Promise<Answer> => {
+      const parts = await completionParts(request, d, prompt, requestText);
+      const plan = planBody(parts, d.bytes);
+      if (!request.stream) return completionResponse(plan, parts.id, d, signal);
+      return streamResponse(parts, plan, Boolean(request.stream_options?.include_usage), d, signal);
+    };
+    // The directive's own failure steering: status (for the first fail_times calls) or its script.
+    const respond = (d: Directive): Promise<Answer> => {
+      let outcome: Outcome = { kind: "ok" };
+      if (d.status !== undefined && (d.fail_times === undefined || call <= d.fail_times)) {
+        outcome = { kind: "status", status: d.status, retryAfter: d.retry_after };
+      } else if (d.script !== undefined) outcome = stepOutcome(d.script[call - 1], d.retry_after, "#standin");
+      return answerWith(outcome, signal, (keys) => keys ? respond(merged(d, keys)) : complete(d));
+    };
+
+    try {
+      if (d.latency_ms) await delay(d.latency_ms, signal);
+      const script = longestMatch(state.scripts, url.pathname)?.[1];
+      const scripted: Outcome = script
+        ? stepOutcome(script.steps[script.calls++], script.retry_after, "/__standin/script")
+        : { kind: "ok" };
+      return await answerWith(scripted, signal, (keys) => respond(keys ? merged(d, keys) : d));
+    } catch (error) {
+      if (!(error instanceof DirectiveError)) throw error;
+      return fixed(openAIError(400, error.message, { param: "messages" }));
     }
-    const parts = await completionParts(request, directive, prompt, requestText);
-    return completionResponse(planBody(parts, directive?.bytes), parts.id, directive?.malformed, release);
   }
 
-  async function route(req: Request, release: () => void): Promise<{ response: Response; streaming: boolean }> {
-    const url = new URL(req.url);
-    const plain = (response: Response) => ({ response, streaming: false });
-    if (url.pathname.startsWith("/__standin/")) {
-      if (req.method !== "GET") return plain(openAIError(405, `Expected GET, got ${req.method}`));
-      if (url.pathname === "/__standin/stats") return plain(Response.json(snapshot()));
-      if (url.pathname !== "/__standin/calls") return plain(openAIError(404, `Unknown route ${url.pathname}`));
-      const tag = url.searchParams.get("tag");
-      if (!tag) return plain(openAIError(400, "Expected a tag query parameter, got none", { param: "tag" }));
-      return plain(Response.json({ count: tags.get(tag) ?? 0 }));
-    }
-    const isChat = url.pathname.endsWith("/chat/completions");
-    const isModels = url.pathname.endsWith("/models");
-    if (!isChat && !isModels) return plain(openAIError(404, `Unknown route ${url.pathname}`));
-    const wanted = isChat ? "POST" : "GET";
-    if (req.method !== wanted) return plain(openAIError(405, `Expected ${wanted}, got ${req.method}`));
-    if (!/^Bearer\s+\S+/i.test(req.headers.get("authorization") ?? "")) {
-      return plain(openAIError(401, 'Expected an Authorization header "Bearer <API key>", got none or an empty key'));
-    }
-    if (isModels) {
-      const data = MODELS.map((id) => ({ id, object: "model", created: CREATED, owned_by: "standin" }));
-      return plain(Response.json({ object: "list", data }));
-    }
-    return await chat(req, release);
+  function authorised(req: Request): boolean {
+    return /^Bearer\s+\S+/i.test(req.headers.get("authorization") ?? "");
   }
 
-  function snapshot(): StandinStats {
-    return { ...counters, tags: Object.fromEntries(tags) };
+  async function api(req: Request, url: URL, path: ApiPath, signal: AbortSignal): Promise<Answer> {
+    const wanted = path.route === "chat" ? ["POST"] : path.route === "models" ? ["GET"] : null;
+    if (wanted && !wanted.includes(req.method)) return fixed(openAIError(405, `Expected ${wanted}, got ${req.method}`));
+    if (!authorised(req)) {
+      return fixed(openAIError(401, 'Expected an Authorization header "Bearer <API key>", got none or an empty key'));
+    }
+    if (path.route === "chat") return await chat(req, url, path.base, signal);
+    if (path.route === "files") return await files.handle(req, path.base, path.fileId, path.content);
+    const data = MODELS.map((id) => ({ id, object: "model", created: CREATED, owned_by: "standin" }));
+    return fixed(Response.json({ object: "list", data }));
+  }
+
+  async function route(req: Request, url: URL, path: ApiPath | null, signal: AbortSignal): Promise<Answer> {
+    if (url.pathname.startsWith("/__standin/")) return fixed(await control(req, url, state, files));
+    if (!path) return fixed(openAIError(404, `Unknown route ${url.pathname}`));
+    const outage = longestMatch(state.outages, url.pathname)?.[1];
+    if (!outage) return await api(req, url, path, signal);
+    return await answerWith(outageOutcome(outage), signal, () => api(req, url, path, signal));
   }
 
   return {
     async fetch(req: Request): Promise<Response> {
-      counters.requests++;
-      counters.inFlight++;
-      let released = false;
-      const release = () => {
-        if (!released) {
-          released = true;
-          counters.inFlight--;
-        }
-      };
-      let streaming = false;
+      const url = new URL(req.url);
+      const path = url.pathname.startsWith("/__standin/") ? null : apiPath(url.pathname);
+      const leave = state.enter(path?.base ?? null);
+      const signal = options.signal ? AbortSignal.any([options.signal, req.signal]) : req.signal;
+      let live = false;
       try {
-        const result = await route(req, release);
-        streaming = result.streaming;
-        return result.response;
+        const answer = await route(req, url, path, signal);
+        live = answer.live && answer.response.body !== null;
+        return live ? finalized(answer.response, leave) : await withLength(answer.response);
       } catch (error) {
-        if (error instanceof DOMException && error.name === "AbortError") {
-          log(`standin ${req.method} ${req.url}: aborted while waiting (${error.message})`);
+        if (error instanceof ConnectionReset) throw error;
+        if (isAbortError(error)) {
+          log(`standin ${req.method} ${req.url}: aborted while waiting (${(error as Error).message})`);
           return openAIError(499, "Client closed the request");
         }
         log(`standin ${req.method} ${req.url} failed: ${(error as Error).stack ?? error}`);
         return openAIError(500, `Stand-in failed unexpectedly: ${(error as Error).message}`);
       } finally {
-        if (!streaming) release();
+        if (!live) leave();
       }
     },
-    stats: snapshot,
-    calls: (tag: string) => tags.get(tag) ?? 0,
+    stats: () => snapshot(state, files),
+    calls: (tag: string) => state.tags.get(tag) ?? 0,
   };
 }
 
 /**
- * Waits `ms`, rejecting with an AbortError as soon as `signal` aborts. `request.signal` is deliberately not
- * watched: Deno.serve (legacy abort mode) aborts it after every successful response and warns once any handler
- * has read it, so a client that leaves mid-wait is noticed only when the answer is written.
+ * The directive with a script step's keys merged over it, validated again (a step must not clash with the
+ * directive). `script` is dropped: the step replaces it for this call.
  */
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new DOMException("Aborted before the wait", "AbortError"));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DOMException(`Aborted during a ${ms} ms wait`, "AbortError"));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+function merged(d: Directive, keys: Partial<Directive>): Directive {
+  const { script: _script, ...rest } = d;
+  const parsed = DirectiveSchema.safeParse({ ...rest, ...keys });
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join(".")}: ` : "") + i.message);
+  throw new DirectiveError(`Invalid script step for this #standin directive: ${issues.join("; ")}`);
 }
