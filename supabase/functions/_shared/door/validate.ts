@@ -122,33 +122,10 @@ export function jsonBody<T extends z.ZodType>(
     const held = await readBody(c.req.raw, { maxBytes: o.maxBytes, budget: o.budget });
     let handed = false;
     try {
-      let value: unknown = {};
-      let members = new Map<string, MemberRange>();
-      if (held.bytes.length > 0 || !o.emptyIsObject) {
-        try {
-          ({ value, members } = scanJson(held.bytes, {
-            maxDepth: o.maxDepth,
-            longString: o.longString ?? 64 * 1024,
-            elideUnder: o.elideUnder,
-          }));
-        } catch (err) {
-          if (!(err instanceof JsonInputError)) throw err;
-          throw invalidRequest(`The request body is not acceptable JSON: ${err.message}`, [{
-            path: err.path,
-            message: err.message,
-          }]);
-        }
-      }
-      const sizeIssues: Issue[] = Object.entries(o.memberLimits ?? {}).flatMap(([key, limit]) => {
-        const r = members.get(key);
-        return r && r.end - r.start > limit
-          ? [{ path: key, message: `must be at most ${limit} bytes of JSON, got ${r.end - r.start}` }]
-          : [];
-      });
-      const parsed = schema.safeParse(value);
-      const issues = [...sizeIssues, ...(parsed.success ? [] : issuesOf(parsed.error))];
-      if (issues.length > 0) throw invalidRequest("Invalid request body", issues);
-      c.req.addValidatedData("json", parsed.data as object);
+      const { value, members } = held.bytes.length === 0 && o.emptyIsObject
+        ? { value: {} as z.output<T>, members: new Map<string, MemberRange>() }
+        : checkJson(held.bytes, schema, o);
+      c.req.addValidatedData("json", value as object);
       c.set(RAW_BODY as never, { bytes: held.bytes, members, release: held.release } satisfies RawBody as never);
       await next();
       handed = c.get(RAW_BODY_KEPT as never) === true;
@@ -156,6 +133,43 @@ export function jsonBody<T extends z.ZodType>(
       if (!handed) held.release();
     }
   };
+}
+
+/**
+ * The body door without HTTP: checks `bytes` (scanJson, then the member sizes) and validates them with `schema`,
+ * for JSON that arrives another way (an MCP tool's arguments made into an invoke, a stored request run again).
+ * @throws BusError 400 naming every problem.
+ */
+export function checkJson<T extends z.ZodType>(
+  bytes: Uint8Array,
+  schema: T,
+  o: Pick<JsonBodyOptions, "maxDepth" | "elideUnder" | "memberLimits" | "longString">,
+): { value: z.output<T>; members: Map<string, MemberRange> } {
+  let scanned;
+  try {
+    scanned = scanJson(bytes, {
+      maxDepth: o.maxDepth,
+      longString: o.longString ?? 64 * 1024,
+      elideUnder: o.elideUnder,
+    });
+  } catch (err) {
+    if (!(err instanceof JsonInputError)) throw err;
+    throw invalidRequest(`The request body is not acceptable JSON: ${err.message}`, [{
+      path: err.path,
+      message: err.message,
+    }]);
+  }
+  const { value, members } = scanned;
+  const sizeIssues: Issue[] = Object.entries(o.memberLimits ?? {}).flatMap(([key, limit]) => {
+    const r = members.get(key);
+    return r && r.end - r.start > limit
+      ? [{ path: key, message: `must be at most ${limit} bytes of JSON, got ${r.end - r.start}` }]
+      : [];
+  });
+  const parsed = schema.safeParse(value);
+  const issues = [...sizeIssues, ...(parsed.success ? [] : issuesOf(parsed.error))];
+  if (issues.length > 0) throw invalidRequest("Invalid request body", issues);
+  return { value: parsed.data as z.output<T>, members };
 }
 
 /** Marks the raw body as taken over by background work: the door no longer releases it when the handler returns. */
