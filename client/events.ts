@@ -25,7 +25,7 @@ export function eventFromBroadcast(name: string, payload: unknown): BusEvent | n
 /** The events a catch-up row stands for: its current status, and its watcher observation when there is one. */
 export function eventsFromMeta(meta: MessageMeta): BusEvent[] {
   const out: BusEvent[] = [];
-  const message = messageEvent(meta as Json, "catch_up");
+  const message = messageEvent(meta as unknown as Json, "catch_up");
   if (message) out.push(message);
   if (meta.watcher) {
     const observation = observationEvent({ transaction_id: meta.transaction_id, ...meta.watcher }, "catch_up");

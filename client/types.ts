@@ -7,8 +7,15 @@ export type BusResult<T> = { data: T; error: null } | { data: null; error: BusCl
 /** The result type of a client: with `throwOnError()` errors are thrown and `data` is always set. */
 export type ResultOf<T, Throw extends boolean> = Throw extends true ? { data: T; error: null } : BusResult<T>;
 
-/** Message status (CONTRACT.md §5). */
-export type MessageStatus = "pending" | "completed" | "failed" | "expired";
+/** Message status, metadata and the watcher's verdict: the server's own types (one model, CONTRACT.md §5). */
+export type {
+  Attempt,
+  MessageMeta,
+  MessageStatus,
+  PublicError,
+  WatcherView as WatcherObservation,
+} from "../supabase/functions/_shared/message/meta.ts";
+import type { MessageStatus, WatcherView as WatcherObservation } from "../supabase/functions/_shared/message/meta.ts";
 
 /** `POST /functions/v1/tool-invoke` body (CONTRACT.md §4). */
 export interface InvokeRequest {
@@ -41,33 +48,6 @@ export interface InvokePending {
 }
 
 export type InvokeResponse = InvokeCompleted | InvokePending;
-
-/** The watcher's verdict on a completed message (CONTRACT.md §5, §7). */
-export interface WatcherObservation {
-  verdict: "ok" | "warning" | "error";
-  findings: Array<{ code: string; message: string }>;
-}
-
-/** `GET /functions/v1/message-fetch/<id>/meta` (CONTRACT.md §5). */
-export interface MessageMeta {
-  transaction_id: string;
-  status: MessageStatus;
-  tool: string;
-  provider: string | null;
-  model: string | null;
-  checksum: string | null;
-  payload_size_bytes: number | null;
-  stored_size_bytes: number | null;
-  compression: "none" | "gzip" | null;
-  finish_reason: string | null;
-  created_at: string;
-  updated_at: string;
-  expires_at: string;
-  retrieved_count: number;
-  watcher: WatcherObservation | null;
-  error?: Record<string, unknown> | null;
-  [key: string]: unknown;
-}
 
 /** Options of `list()`. */
 export interface ListOptions {
