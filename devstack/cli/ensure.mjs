@@ -112,7 +112,14 @@ export async function runDeno(args, { watchParent = false, cwd = ROOT } = {}) {
   // Deno takes its dependencies from import_map.json; package.json only installs Node tooling (Deno itself,
   // playwright-core). Without this, Deno would also resolve package.json's packages, and the `deno` package lists
   // platform builds the registry does not always have (e.g. @deno/darwin-arm64@2.9.6).
-  const env = { ...process.env, DENO_NO_PACKAGE_JSON: "1" };
+  // DENO_TLS_CA_STORE: Deno trusts only its bundled Mozilla roots by default, while npm, Node and curl also trust the
+  // system's; behind a TLS-inspecting proxy whose CA is installed system-wide, Deno's first download of the npm
+  // packages then fails with "invalid peer certificate: UnknownIssuer". A value set by the user wins.
+  const env = {
+    ...process.env,
+    DENO_NO_PACKAGE_JSON: "1",
+    DENO_TLS_CA_STORE: process.env.DENO_TLS_CA_STORE ?? "mozilla,system",
+  };
   const child = spawn(DENO, args, {
     cwd,
     env,
