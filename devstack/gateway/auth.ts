@@ -2,8 +2,8 @@
  * The gateway's token handling, copied from the platform:
  * - Kong's Authorization rewrite for new-format API keys (supabase-platform.md §1.9 step 2);
  * - `verify_jwt`: a valid HS256 JWT with an `exp` claim in `Authorization: Bearer`, else 401 with the hosted bodies
- *   (§1.9 step 4, §1.10; CONTRACT.md §2). Hosted Supabase refuses tokens without `exp` (as Realtime does, §3.4);
- *   jose alone would accept them, so the claim is required explicitly.
+ *   (§1.9 step 4, §1.10; CONTRACT.md §2). A token without `exp` is refused as on hosted Supabase (issue #11; the
+ *   reference documents the same rule for Realtime, §3.4); jose alone would accept it, so the claim is required.
  */
 import { jwtVerify } from "jose";
 import type { StackKeys } from "../keys.ts";
