@@ -6,14 +6,14 @@ export interface BannerInfo {
   dbUrl: string;
   keys: StackKeys;
   functions: Array<{ name: string; verifyJwt: boolean; bootError?: string }>;
-  providers: { kimi: boolean; glm: boolean };
-  standinUrl?: string;
+  /** Each provider, with the stand-in URL it was pointed at when it has no API key. */
+  providers: Array<{ name: string; standinUrl?: string }>;
 }
 
 /** Renders the banner printed by `npm start`. */
 export function renderBanner(info: BannerInfo): string {
-  const provider = (name: string, real: boolean) =>
-    `  ${name.padEnd(5)} ${real ? "real provider (API key set)" : `local stand-in at ${info.standinUrl}`}`;
+  const provider = (p: BannerInfo["providers"][number]) =>
+    `  ${p.name.padEnd(5)} ${p.standinUrl ? `local stand-in at ${p.standinUrl}` : "real provider (API key set)"}`;
   const lines = [
     "",
     "Local Supabase message bus is running.",
@@ -32,8 +32,7 @@ export function renderBanner(info: BannerInfo): string {
     ),
     "",
     "Providers:",
-    provider("kimi", info.providers.kimi),
-    provider("glm", info.providers.glm),
+    ...info.providers.map(provider),
     "",
     "Press Ctrl-C to stop.",
   ];

@@ -50,8 +50,11 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
     stops.length = 0;
   };
 
-  // Providers without a key point at the local OpenAI-compatible stand-in (CONTRACT.md §3).
-  const standinProviders = (["kimi", "glm"] as const).filter((p) => !env[`${p.toUpperCase()}_API_KEY`]);
+  // Providers without a key point at the local OpenAI-compatible stand-in (CONTRACT.md §3), each under a path of its
+  // own (the stand-in serves any prefix), so one can be taken down while another answers.
+  const providerNames = (env.MESSAGE_BUS_PROVIDERS || "kimi,glm").split(",").map((n) => n.trim()).filter(Boolean);
+  const prefixOf = (name: string) => name.toUpperCase().replaceAll("-", "_");
+  const standinProviders = providerNames.filter((p) => !env[`${prefixOf(p)}_API_KEY`]);
   // Before anything starts: a taken port is named with its setting, and nothing is left half-started.
   const ports: PortUse[] = [
     { setting: "API_PORT", port: settings.API_PORT },
@@ -83,8 +86,8 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
       const standin = serveProviderStandin({ hostname: "127.0.0.1", port: settings.PROVIDER_STANDIN_PORT });
       stops.push(() => standin.close());
       for (const p of standinProviders) {
-        functionEnv[`${p.toUpperCase()}_BASE_URL`] = `${standin.url}/v1`;
-        functionEnv[`${p.toUpperCase()}_API_KEY`] = "local-standin-key";
+        functionEnv[`${prefixOf(p)}_BASE_URL`] = standinBaseUrl(standin.url, p);
+        functionEnv[`${prefixOf(p)}_API_KEY`] = "local-standin-key";
       }
     }
 
@@ -136,14 +139,25 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
         verifyJwt: f.verifyJwt,
         bootError: gateway.bootErrors[f.name],
       })),
-      providers: { kimi: !standinProviders.includes("kimi"), glm: !standinProviders.includes("glm") },
-      standinUrl: standinProviders.length ? `http://127.0.0.1:${settings.PROVIDER_STANDIN_PORT}/v1` : undefined,
+      providers: providerNames.map((name) => ({
+        name,
+        standinUrl: standinProviders.includes(name)
+          ? standinBaseUrl(`http://127.0.0.1:${settings.PROVIDER_STANDIN_PORT}`, name)
+          : undefined,
+      })),
     });
     return { apiUrl, dbUrl: cluster.url, keys, banner, postgresExited: cluster.exited, stop: stopAll };
   } catch (err) {
     await stopAll().catch((stopErr) => log(`while stopping after a failed start: ${stopErr}`));
     throw err;
   }
+}
+
+/** Where provider `name` lives on the stand-in: the real provider's path under a prefix of its own. */
+export function standinBaseUrl(standinUrl: string, name: string): string {
+  if (name === "kimi") return `${standinUrl}/kimi/v1`;
+  if (name === "glm") return `${standinUrl}/glm/api/paas/v4`;
+  return `${standinUrl}/${name}/v1`;
 }
 
 async function upsertVaultSecret(sql: postgres.Sql, name: string, value: string): Promise<void> {

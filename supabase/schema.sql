@@ -44,6 +44,38 @@ ALTER SCHEMA public OWNER TO pg_database_owner;
 COMMENT ON SCHEMA public IS 'standard public schema';
 
 --
+-- Name: acquire_provider_slot(text, uuid, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform pg_advisory_xact_lock(hashtextextended('bus.provider_slot:' || p_provider, 0));
+  delete from bus.provider_leases where provider = p_provider and expires_at <= now();
+  if exists (select 1 from bus.provider_leases where provider = p_provider and transaction_id = p_transaction_id) then
+    update bus.provider_leases set expires_at = now() + make_interval(secs => p_lease_seconds)
+     where provider = p_provider and transaction_id = p_transaction_id;
+    return true;
+  end if;
+  if (select count(*) from bus.provider_leases where provider = p_provider) >= p_max then
+    return false;
+  end if;
+  insert into bus.provider_leases (provider, transaction_id, expires_at)
+  values (p_provider, p_transaction_id, now() + make_interval(secs => p_lease_seconds));
+  return true;
+end $$;
+
+ALTER FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) IS 'Takes a concurrency slot of p_provider (at most p_max in flight across all instances) for p_lease_seconds; false when all are taken by live leases.';
+
+--
 -- Name: append_chunk(uuid, integer, bytea); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -102,16 +134,24 @@ ALTER FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_
 COMMENT ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_data bytea) IS 'Stores chunk p_seq of a pending message''s request.';
 
 --
--- Name: begin_message(uuid, text, text, text, text, text, integer, jsonb, text, integer, bigint, bigint, text, text, integer, bytea, boolean, uuid); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: begin_message(uuid, text, text, text, text, text, integer, jsonb, text, integer, bigint, bigint, text, text, integer, bytea, boolean, uuid, integer, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_mode text DEFAULT 'sync'::text, p_lease_seconds integer DEFAULT 60, p_request_size bigint DEFAULT NULL::bigint, p_request_stored_size bigint DEFAULT NULL::bigint, p_request_compression text DEFAULT NULL::text, p_request_checksum text DEFAULT NULL::text, p_request_chunk_count integer DEFAULT NULL::integer, p_request_last_chunk bytea DEFAULT NULL::bytea, p_stream boolean DEFAULT false, p_replay_of uuid DEFAULT NULL::uuid) RETURNS TABLE(transaction_id uuid, status text, created boolean)
+CREATE FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_mode text DEFAULT 'sync'::text, p_lease_seconds integer DEFAULT 60, p_request_size bigint DEFAULT NULL::bigint, p_request_stored_size bigint DEFAULT NULL::bigint, p_request_compression text DEFAULT NULL::text, p_request_checksum text DEFAULT NULL::text, p_request_chunk_count integer DEFAULT NULL::integer, p_request_last_chunk bytea DEFAULT NULL::bytea, p_stream boolean DEFAULT false, p_replay_of uuid DEFAULT NULL::uuid, p_default_rpm integer DEFAULT 0, p_slot_max integer DEFAULT NULL::integer, p_slot_lease_seconds integer DEFAULT 60) RETURNS TABLE(transaction_id uuid, status text, created boolean, route_state text, route_open_until timestamp with time zone, slot boolean, rate_limit integer, rate_remaining integer, rate_reset_seconds integer)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   v_id uuid;
   v_expires timestamptz := now() + make_interval(secs => p_ttl_seconds);
+  v_limit integer;
+  v_used integer;
+  v_window timestamptz := date_trunc('minute', now());
+  v_reset integer := greatest(1, ceil(extract(epoch from (date_trunc('minute', now()) + interval '1 minute' - now())))::integer);
+  v_state text;
+  v_open_until timestamptz;
+  v_trial timestamptz;
+  v_slot boolean := null;
 begin
   if p_ttl_seconds is null or p_ttl_seconds <= 0 then
     raise exception 'ttl must be positive, got %', p_ttl_seconds using errcode = '22023';
@@ -119,6 +159,22 @@ begin
   if p_lease_seconds is null or p_lease_seconds <= 0 then
     raise exception 'lease must be positive, got %', p_lease_seconds using errcode = '22023';
   end if;
+
+  -- The caller's limit: an override, else the default (0 = unlimited). Counted before anything is recorded; a
+  -- request past it records nothing (status rate_limited).
+  select l.requests_per_minute into v_limit from bus.user_limits l where l.user_id = p_owner;
+  v_limit := coalesce(v_limit, p_default_rpm, 0);
+  if v_limit > 0 then
+    insert into bus.rate_windows as w (user_id, window_start, requests) values (p_owner, v_window, 1)
+    on conflict (user_id, window_start) do update set requests = w.requests + 1
+    returning w.requests into v_used;
+    if v_used > v_limit then
+      return query select null::uuid, 'rate_limited'::text, false, null::text, null::timestamptz, null::boolean,
+                          v_limit, 0, v_reset;
+      return;
+    end if;
+  end if;
+
   insert into public.message_bus as m (owner_id, tool, provider, model, session_id, idempotency_key, expires_at,
     metadata, mode, stream, replay_of, lease_expires_at, request_size_bytes, request_stored_size_bytes,
     request_compression, request_checksum, request_chunk_count)
@@ -128,25 +184,40 @@ begin
           p_request_compression, p_request_checksum, p_request_chunk_count)
   on conflict on constraint message_bus_owner_idempotency_key do nothing
   returning m.transaction_id into v_id;
-  if v_id is not null then
-    if p_request_last_chunk is not null then
-      insert into public.message_bus_request_chunks (transaction_id, seq, owner_id, data, expires_at)
-      values (v_id, p_request_chunk_count - 1, p_owner, p_request_last_chunk, v_expires);
-    end if;
-    return query select v_id, 'pending'::text, true;
+  if v_id is null then
+    return query select m.transaction_id, m.status, false, null::text, null::timestamptz, null::boolean,
+                        nullif(v_limit, 0), greatest(v_limit - coalesce(v_used, 0), 0), v_reset
+      from public.message_bus m where m.owner_id = p_owner and m.idempotency_key = p_idempotency_key;
     return;
   end if;
-  return query select m.transaction_id, m.status, false from public.message_bus m
-    where m.owner_id = p_owner and m.idempotency_key = p_idempotency_key;
+  if p_request_last_chunk is not null then
+    insert into public.message_bus_request_chunks (transaction_id, seq, owner_id, data, expires_at)
+    values (v_id, p_request_chunk_count - 1, p_owner, p_request_last_chunk, v_expires);
+  end if;
+
+  -- The requested route: its state (a route seen for the first time is recorded, closed; no lock is taken).
+  select r.state, r.open_until, r.trial_until into v_state, v_open_until, v_trial
+    from bus.routes r where r.provider = p_provider and r.model = p_model;
+  if not found then
+    insert into bus.routes (provider, model) values (p_provider, p_model) on conflict do nothing;
+    v_state := 'closed';
+  end if;
+  v_state := bus.route_state(v_state, v_open_until, v_trial);
+
+  if p_slot_max is not null and v_state = 'closed' then
+    v_slot := bus.acquire_provider_slot(p_provider, v_id, p_slot_max, p_slot_lease_seconds);
+  end if;
+  return query select v_id, 'pending'::text, true, v_state, v_open_until, v_slot,
+                      nullif(v_limit, 0), greatest(v_limit - coalesce(v_used, 0), 0), v_reset;
 end $$;
 
-ALTER FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid) OWNER TO postgres;
+ALTER FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer) OWNER TO postgres;
 
 --
--- Name: FUNCTION begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid); Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: FUNCTION begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid) IS 'Records a pending message and its stored request (the last request chunk in this statement) under a lease of p_lease_seconds, before the provider is called. With an idempotency key already used by the owner, returns the existing message with created = false.';
+COMMENT ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer) IS 'Records a pending message and its stored request under a lease, after counting the caller against their per-minute limit (status rate_limited, nothing recorded, when past it); returns the requested route''s breaker state and, with p_slot_max, whether a concurrency slot was taken. With an idempotency key already used by the owner, returns the existing message with created = false.';
 
 --
 -- Name: broadcast_status_change(); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -219,6 +290,49 @@ ALTER FUNCTION bus.call_function(p_name text, p_body jsonb, p_timeout_ms integer
 --
 
 COMMENT ON FUNCTION bus.call_function(p_name text, p_body jsonb, p_timeout_ms integer) IS 'POSTs a small JSON body to an Edge Function through pg_net with URL and service key from Vault; returns the pg_net request id, or null (with a WARNING) when it could not be queued.';
+
+--
+-- Name: claim_orphans(integer, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer DEFAULT 100) RETURNS TABLE(transaction_id uuid, run integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  update public.message_bus m
+     set status = 'failed', completed_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = null,
+         error = jsonb_build_object('code', 'worker_lost',
+           'message', format('The worker died in each of %s runs of this message; it was not run again', m.run_count))
+   where m.transaction_id in (
+     select x.transaction_id from public.message_bus x
+      where x.status = 'pending' and x.mode = 'async' and x.lease_expires_at < now()
+        and x.run_count >= p_max_attempts
+      limit p_limit for update skip locked);
+  return query
+    with claimed as (
+      update public.message_bus m
+         set run_count = m.run_count + 1, lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+       where m.transaction_id in (
+         select x.transaction_id from public.message_bus x
+          where x.status = 'pending' and x.mode = 'async' and x.lease_expires_at < now()
+            and x.run_count < p_max_attempts and x.request_checksum is not null
+          order by x.lease_expires_at
+          limit p_limit for update skip locked)
+      returning m.transaction_id, m.run_count),
+    -- What the dead run left (chunks of a broken body, its concurrency slots) goes before the next run starts.
+    no_chunks as (delete from public.message_bus_chunks c using claimed where c.transaction_id = claimed.transaction_id),
+    no_slots as (delete from bus.provider_leases l using claimed where l.transaction_id = claimed.transaction_id)
+    select claimed.transaction_id, claimed.run_count from claimed;
+end $$;
+
+ALTER FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) IS 'Claims async messages whose worker died (lease run out) for another run, at most p_limit; fails those that already had p_max_attempts runs (worker_lost). Returns the claimed ids and their run numbers.';
 
 --
 -- Name: uuid_v7(); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -405,6 +519,7 @@ declare
   v_chunks integer;
   v_bytes bigint;
   v_row public.message_bus;
+  v_last jsonb := p_attempts -> -1;
 begin
   if p_last_chunk is not null then
     perform bus.append_chunk(p_transaction_id, p_chunk_count - 1, p_last_chunk);
@@ -428,6 +543,11 @@ begin
   if v_row.transaction_id is null then
     raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
   end if;
+  -- The route that answered (the last attempt) is healthy; the message's concurrency slots are free.
+  if v_last is not null then
+    perform bus.record_route_success(v_last ->> 'provider', v_last ->> 'model');
+  end if;
+  delete from bus.provider_leases where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 
@@ -492,6 +612,30 @@ ALTER FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer)
 COMMENT ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer) IS 'Deletes the stored chunks of expired messages (by the chunks'' own expires_at), p_batch at a time within p_budget_ms, without touching metadata rows; returns how many chunks.';
 
 --
+-- Name: discard_payload(uuid, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from public.message_bus
+                  where transaction_id = p_transaction_id and status = 'pending' and run_count = p_run) then
+    raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
+  end if;
+  delete from public.message_bus_chunks where transaction_id = p_transaction_id;
+end $$;
+
+ALTER FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION discard_payload(p_transaction_id uuid, p_run integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) IS 'Drops the chunks a failed attempt of run p_run appended, so that the next attempt (a retry or a fallback) stores from chunk 0.';
+
+--
 -- Name: expire_messages(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -552,6 +696,7 @@ begin
   if not coalesce(p_keep_partial, false) then
     delete from public.message_bus_chunks where transaction_id = p_transaction_id;
   end if;
+  delete from bus.provider_leases where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 
@@ -644,10 +789,10 @@ ALTER FUNCTION bus.purge_messages(p_retention interval, p_batch integer, p_budge
 COMMENT ON FUNCTION bus.purge_messages(p_retention interval, p_batch integer, p_budget_ms integer) IS 'Deletes the metadata rows of messages expired more than p_retention ago, p_batch at a time within p_budget_ms; returns how many.';
 
 --
--- Name: reap_pending(interval, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: reap_pending(interval, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.reap_pending(p_older_than interval DEFAULT '00:15:00'::interval, p_batch integer DEFAULT 5000) RETURNS bigint
+CREATE FUNCTION bus.reap_pending(p_older_than interval DEFAULT '00:15:00'::interval, p_batch integer DEFAULT 5000, p_max_attempts integer DEFAULT 1) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -657,13 +802,15 @@ begin
   select array_agg(s.transaction_id) into v_ids from (
     select m.transaction_id from public.message_bus m
      where m.status = 'pending'
-       and (m.lease_expires_at < now() or (m.lease_expires_at is null and m.created_at < now() - p_older_than))
+       and ((m.lease_expires_at < now() and (m.mode = 'sync' or m.run_count >= p_max_attempts))
+            or (m.lease_expires_at is null and m.created_at < now() - p_older_than))
      limit p_batch
      for update skip locked) s;
   if v_ids is null then
     return 0;
   end if;
   delete from public.message_bus_chunks where transaction_id = any (v_ids);
+  delete from bus.provider_leases where transaction_id = any (v_ids);
   update public.message_bus
      set status = 'failed', completed_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = null,
          error = jsonb_build_object(
@@ -673,13 +820,7 @@ begin
   return cardinality(v_ids);
 end $$;
 
-ALTER FUNCTION bus.reap_pending(p_older_than interval, p_batch integer) OWNER TO postgres;
-
---
--- Name: FUNCTION reap_pending(p_older_than interval, p_batch integer); Type: COMMENT; Schema: bus; Owner: postgres
---
-
-COMMENT ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer) IS 'Marks pending messages whose lease ran out failed (error code worker_lost), at most p_batch; returns how many.';
+ALTER FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) OWNER TO postgres;
 
 --
 -- Name: record_observation(uuid, text, text, jsonb, bigint, boolean, jsonb, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -733,19 +874,102 @@ ALTER FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version t
 COMMENT ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer) IS 'Stores the watcher''s observation of a message once per watcher version, clears its watch_queue row and broadcasts event "observation" on bus:<owner_id>; a repeat returns the first (created = false).';
 
 --
+-- Name: record_route_failure(text, text, integer, integer, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_state text;
+begin
+  insert into bus.routes as r (provider, model, state, consecutive_failures, open_until, opened_at, last_error)
+  values (p_provider, p_model,
+          case when p_threshold <= 1 then 'open' else 'closed' end, 1,
+          case when p_threshold <= 1 then now() + make_interval(secs => p_timeout_seconds) end,
+          case when p_threshold <= 1 then now() end, left(p_error, 500))
+  on conflict (provider, model) do update set
+    consecutive_failures = r.consecutive_failures + 1,
+    state = case when r.state <> 'closed' or r.consecutive_failures + 1 >= p_threshold then 'open' else 'closed' end,
+    open_until = case when r.state <> 'closed' or r.consecutive_failures + 1 >= p_threshold
+                      then now() + make_interval(secs => p_timeout_seconds) else r.open_until end,
+    opened_at = case when r.state = 'closed' and r.consecutive_failures + 1 >= p_threshold then now() else r.opened_at end,
+    trial_until = null,
+    last_error = left(p_error, 500),
+    updated_at = now()
+  returning state into v_state;
+  return v_state;
+end $$;
+
+ALTER FUNCTION bus.record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text) IS 'Counts a failed attempt of a route; opens it at p_threshold failures in a row, and re-opens it for a full p_timeout_seconds from now on a failure while open or half-open. Returns the new state.';
+
+--
+-- Name: record_route_success(text, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.record_route_success(p_provider text, p_model text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  update bus.routes set state = 'closed', consecutive_failures = 0, open_until = null, trial_until = null,
+                        updated_at = now()
+   where provider = p_provider and model = p_model and (state <> 'closed' or consecutive_failures > 0);
+$$;
+
+ALTER FUNCTION bus.record_route_success(p_provider text, p_model text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION record_route_success(p_provider text, p_model text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.record_route_success(p_provider text, p_model text) IS 'Closes a route after a successful call (resets its failure count).';
+
+--
+-- Name: release_provider_slot(text, uuid); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  delete from bus.provider_leases where provider = p_provider and transaction_id = p_transaction_id;
+$$;
+
+ALTER FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) OWNER TO postgres;
+
+--
+-- Name: FUNCTION release_provider_slot(p_provider text, p_transaction_id uuid); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) IS 'Frees the concurrency slot a message holds of a provider.';
+
+--
 -- Name: renew_lease(uuid, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
 CREATE FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer) RETURNS boolean
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  with renewed as (
-    update public.message_bus set lease_expires_at = now() + make_interval(secs => p_lease_seconds)
-     where transaction_id = p_transaction_id and status = 'pending' and run_count = p_run
-    returning 1)
-  select exists (select 1 from renewed);
-$$;
+declare
+  v_renewed boolean;
+begin
+  update public.message_bus set lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+   where transaction_id = p_transaction_id and status = 'pending' and run_count = p_run;
+  v_renewed := found;
+  if v_renewed then
+    update bus.provider_leases set expires_at = greatest(expires_at, now() + make_interval(secs => p_lease_seconds))
+     where transaction_id = p_transaction_id;
+  end if;
+  return v_renewed;
+end $$;
 
 ALTER FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer) OWNER TO postgres;
 
@@ -754,6 +978,25 @@ ALTER FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_sec
 --
 
 COMMENT ON FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer) IS 'Extends the lease of run p_run of a pending message by p_lease_seconds from now; false when it is no longer that run''s.';
+
+--
+-- Name: request_run(uuid, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.request_run(p_transaction_id uuid, p_run integer) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select bus.call_function('tool-invoke/' || p_transaction_id::text || '/run', jsonb_build_object('run', p_run));
+$$;
+
+ALTER FUNCTION bus.request_run(p_transaction_id uuid, p_run integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION request_run(p_transaction_id uuid, p_run integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.request_run(p_transaction_id uuid, p_run integer) IS 'POSTs {run} to tool-invoke/<id>/run through pg_net; returns the pg_net request id (null when it could not be queued).';
 
 --
 -- Name: request_watch(uuid); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -783,10 +1026,55 @@ ALTER FUNCTION bus.request_watch(p_transaction_id uuid) OWNER TO postgres;
 COMMENT ON FUNCTION bus.request_watch(p_transaction_id uuid) IS 'Asks the watcher (through pg_net) to observe one message and counts the attempt in bus.watch_queue.';
 
 --
--- Name: run_cleanup(interval, interval, integer, integer, interval, interval, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: route_state(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.run_cleanup(p_retention interval DEFAULT '30 days'::interval, p_reap_after interval DEFAULT '00:15:00'::interval, p_batch integer DEFAULT 5000, p_budget_ms integer DEFAULT 2000, p_http_keep interval DEFAULT '01:00:00'::interval, p_cron_keep interval DEFAULT '7 days'::interval, p_mark_batch integer DEFAULT 1000) RETURNS jsonb
+CREATE FUNCTION bus.route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+  select case
+    when p_state = 'closed' then 'closed'
+    when p_state = 'open' and p_open_until > now() then 'open'
+    else 'half_open'
+  end
+$$;
+
+ALTER FUNCTION bus.route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: FUNCTION route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone) IS 'The effective state of a route row now: closed, open, or half_open.';
+
+--
+-- Name: route_states(jsonb); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.route_states(p_routes jsonb) RETURNS TABLE(provider text, model text, state text, open_until timestamp with time zone, trial_in_flight boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select r.value ->> 'provider', r.value ->> 'model',
+         coalesce(bus.route_state(x.state, x.open_until, x.trial_until), 'closed'), x.open_until,
+         coalesce(x.state = 'half_open' and x.trial_until > now(), false)
+  from jsonb_array_elements(p_routes) r
+  left join bus.routes x on x.provider = r.value ->> 'provider' and x.model = r.value ->> 'model'
+$$;
+
+ALTER FUNCTION bus.route_states(p_routes jsonb) OWNER TO postgres;
+
+--
+-- Name: FUNCTION route_states(p_routes jsonb); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.route_states(p_routes jsonb) IS 'The breaker state of each route in p_routes ([{provider, model}]), closed when never seen.';
+
+--
+-- Name: run_cleanup(interval, interval, integer, integer, interval, interval, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.run_cleanup(p_retention interval DEFAULT '30 days'::interval, p_reap_after interval DEFAULT '00:15:00'::interval, p_batch integer DEFAULT 5000, p_budget_ms integer DEFAULT 2000, p_http_keep interval DEFAULT '01:00:00'::interval, p_cron_keep interval DEFAULT '7 days'::interval, p_mark_batch integer DEFAULT 1000, p_max_attempts integer DEFAULT 3) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -804,7 +1092,7 @@ declare
   v_payloads_left boolean;
   v_more boolean;
 begin
-  v_reaped := bus.reap_pending(p_reap_after, p_batch);
+  v_reaped := bus.reap_pending(p_reap_after, p_batch, p_max_attempts);
   v_chunks := bus.delete_expired_payloads(p_batch, p_budget_ms);
   v_payloads_left := exists (select 1 from public.message_bus_chunks where expires_at <= now());
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
@@ -821,6 +1109,9 @@ begin
   delete from bus.maintenance_log where started_at < now() - interval '90 days';
   get diagnostics v_count = row_count;
   v_other := v_other + v_count;
+  delete from bus.rate_windows where window_start < now() - interval '2 minutes';
+  get diagnostics v_count = row_count;
+  v_other := v_other + v_count;
 
   v_more := v_payloads_left or v_reaped >= p_batch or v_http >= p_batch or v_cron >= p_batch
     or exists (select 1 from public.message_bus
@@ -834,13 +1125,13 @@ begin
   );
 end $$;
 
-ALTER FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer) OWNER TO postgres;
+ALTER FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) OWNER TO postgres;
 
 --
--- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer); Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer) IS 'One cleanup round within p_budget_ms: reap, delete expired payloads, then mark one batch of expired rows, purge, trim pg_net and pg_cron history; returns the counts, payloads_left and whether more work is left.';
+COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) IS 'One cleanup round within p_budget_ms: reap (async messages with fewer than p_max_attempts runs are left to the dispatcher), delete expired payloads, then mark one batch of expired rows, purge, trim pg_net and pg_cron history and the bus''s bookkeeping; returns the counts, payloads_left and whether more work is left.';
 
 --
 -- Name: schedule_cleanup(text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1064,6 +1355,32 @@ ALTER FUNCTION bus.trim_http_responses(p_older_than interval, p_batch integer) O
 COMMENT ON FUNCTION bus.trim_http_responses(p_older_than interval, p_batch integer) IS 'Deletes pg_net responses older than p_older_than (at most p_batch); returns how many.';
 
 --
+-- Name: try_trial(text, text, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with taken as (
+    update bus.routes set state = 'half_open', trial_until = now() + make_interval(secs => p_hold_seconds),
+                          updated_at = now()
+     where provider = p_provider and model = p_model
+       and ((state = 'open' and open_until <= now())
+            or (state = 'half_open' and (trial_until is null or trial_until <= now())))
+    returning 1)
+  select exists (select 1 from taken);
+$$;
+
+ALTER FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION try_trial(p_provider text, p_model text, p_hold_seconds integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) IS 'Takes the single trial call of a half-open route for p_hold_seconds; false when the route is not half-open or another caller holds the trial.';
+
+--
 -- Name: watch_on_finish(); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -1156,6 +1473,43 @@ ALTER TABLE bus.maintenance_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: provider_leases; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.provider_leases (
+    provider text NOT NULL,
+    transaction_id uuid NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+ALTER TABLE bus.provider_leases OWNER TO postgres;
+
+--
+-- Name: TABLE provider_leases; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.provider_leases IS 'One row per provider call in flight under <NAME>_MAX_CONCURRENCY; a row past expires_at belongs to a dead worker and no longer counts.';
+
+--
+-- Name: rate_windows; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.rate_windows (
+    user_id uuid NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    requests integer NOT NULL,
+    CONSTRAINT rate_windows_requests_check CHECK ((requests >= 0))
+);
+
+ALTER TABLE bus.rate_windows OWNER TO postgres;
+
+--
+-- Name: TABLE rate_windows; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.rate_windows IS 'Requests per user and clock minute, for the per-user limit (rows of past minutes are trimmed by cleanup).';
+
+--
 -- Name: review_budget; Type: TABLE; Schema: bus; Owner: postgres
 --
 
@@ -1173,6 +1527,57 @@ ALTER TABLE bus.review_budget OWNER TO postgres;
 --
 
 COMMENT ON TABLE bus.review_budget IS 'Model reviews used per reviewer (provider:model) and clock hour (WATCHER_REVIEWS_PER_HOUR).';
+
+--
+-- Name: routes; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.routes (
+    provider text NOT NULL,
+    model text NOT NULL,
+    state text DEFAULT 'closed'::text NOT NULL,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    open_until timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    opened_at timestamp with time zone,
+    trial_until timestamp with time zone,
+    last_error text,
+    CONSTRAINT routes_consecutive_failures_check CHECK ((consecutive_failures >= 0)),
+    CONSTRAINT routes_state_check CHECK ((state = ANY (ARRAY['closed'::text, 'open'::text, 'half_open'::text])))
+);
+
+ALTER TABLE bus.routes OWNER TO postgres;
+
+--
+-- Name: TABLE routes; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.routes IS 'One circuit breaker per route (provider, model as sent): closed, open until open_until, then half-open with one trial at a time (trial_until).';
+
+--
+-- Name: COLUMN routes.trial_until; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.routes.trial_until IS 'While half-open: the trial call in flight holds the route until then (a trial whose worker died frees it then).';
+
+--
+-- Name: user_limits; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.user_limits (
+    user_id uuid NOT NULL,
+    requests_per_minute integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT user_limits_requests_per_minute_check CHECK ((requests_per_minute >= 0))
+);
+
+ALTER TABLE bus.user_limits OWNER TO postgres;
+
+--
+-- Name: TABLE user_limits; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.user_limits IS 'Per-user override of MESSAGE_BUS_USER_RPM (0 = unlimited), set with PUT /ops/limits/<user_id>.';
 
 --
 -- Name: watch_queue; Type: TABLE; Schema: bus; Owner: postgres
@@ -1374,11 +1779,39 @@ ALTER TABLE ONLY bus.maintenance_log
     ADD CONSTRAINT maintenance_log_pkey PRIMARY KEY (id);
 
 --
+-- Name: provider_leases provider_leases_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.provider_leases
+    ADD CONSTRAINT provider_leases_pkey PRIMARY KEY (provider, transaction_id);
+
+--
+-- Name: rate_windows rate_windows_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.rate_windows
+    ADD CONSTRAINT rate_windows_pkey PRIMARY KEY (user_id, window_start);
+
+--
 -- Name: review_budget review_budget_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
 --
 
 ALTER TABLE ONLY bus.review_budget
     ADD CONSTRAINT review_budget_pkey PRIMARY KEY (reviewer, hour);
+
+--
+-- Name: routes routes_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.routes
+    ADD CONSTRAINT routes_pkey PRIMARY KEY (provider, model);
+
+--
+-- Name: user_limits user_limits_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.user_limits
+    ADD CONSTRAINT user_limits_pkey PRIMARY KEY (user_id);
 
 --
 -- Name: watch_queue watch_queue_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
@@ -1434,6 +1867,12 @@ ALTER TABLE ONLY public.message_bus_request_chunks
 --
 
 CREATE INDEX maintenance_log_started_at ON bus.maintenance_log USING btree (started_at);
+
+--
+-- Name: provider_leases_transaction; Type: INDEX; Schema: bus; Owner: postgres
+--
+
+CREATE INDEX provider_leases_transaction ON bus.provider_leases USING btree (transaction_id);
 
 --
 -- Name: watch_queue_requested_at; Type: INDEX; Schema: bus; Owner: postgres
@@ -1605,6 +2044,13 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 --
+-- Name: FUNCTION acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) TO service_role;
+
+--
 -- Name: FUNCTION append_chunk(p_transaction_id uuid, p_seq integer, p_data bytea); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -1619,17 +2065,24 @@ REVOKE ALL ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq int
 GRANT ALL ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_data bytea) TO service_role;
 
 --
--- Name: FUNCTION begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid) TO service_role;
+REVOKE ALL ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer) TO service_role;
 
 --
 -- Name: FUNCTION call_function(p_name text, p_body jsonb, p_timeout_ms integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
 REVOKE ALL ON FUNCTION bus.call_function(p_name text, p_body jsonb, p_timeout_ms integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) TO service_role;
 
 --
 -- Name: FUNCTION uuid_v7(); Type: ACL; Schema: bus; Owner: postgres
@@ -1658,6 +2111,13 @@ GRANT ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size
 
 REVOKE ALL ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer) TO service_role;
+
+--
+-- Name: FUNCTION discard_payload(p_transaction_id uuid, p_run integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) TO service_role;
 
 --
 -- Name: FUNCTION expire_messages(p_batch integer, p_budget_ms integer); Type: ACL; Schema: bus; Owner: postgres
@@ -1696,11 +2156,11 @@ REVOKE ALL ON FUNCTION bus.purge_messages(p_retention interval, p_batch integer,
 GRANT ALL ON FUNCTION bus.purge_messages(p_retention interval, p_batch integer, p_budget_ms integer) TO service_role;
 
 --
--- Name: FUNCTION reap_pending(p_older_than interval, p_batch integer); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer) TO service_role;
+REVOKE ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) TO service_role;
 
 --
 -- Name: FUNCTION record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer); Type: ACL; Schema: bus; Owner: postgres
@@ -1710,11 +2170,39 @@ REVOKE ALL ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_v
 GRANT ALL ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer) TO service_role;
 
 --
+-- Name: FUNCTION record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text) TO service_role;
+
+--
+-- Name: FUNCTION record_route_success(p_provider text, p_model text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.record_route_success(p_provider text, p_model text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.record_route_success(p_provider text, p_model text) TO service_role;
+
+--
+-- Name: FUNCTION release_provider_slot(p_provider text, p_transaction_id uuid); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) TO service_role;
+
+--
 -- Name: FUNCTION renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
 REVOKE ALL ON FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer) TO service_role;
+
+--
+-- Name: FUNCTION request_run(p_transaction_id uuid, p_run integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.request_run(p_transaction_id uuid, p_run integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.request_run(p_transaction_id uuid, p_run integer) TO service_role;
 
 --
 -- Name: FUNCTION request_watch(p_transaction_id uuid); Type: ACL; Schema: bus; Owner: postgres
@@ -1724,11 +2212,25 @@ REVOKE ALL ON FUNCTION bus.request_watch(p_transaction_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.request_watch(p_transaction_id uuid) TO service_role;
 
 --
--- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer) TO service_role;
+REVOKE ALL ON FUNCTION bus.route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone) TO service_role;
+
+--
+-- Name: FUNCTION route_states(p_routes jsonb); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.route_states(p_routes jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.route_states(p_routes jsonb) TO service_role;
+
+--
+-- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) TO service_role;
 
 --
 -- Name: FUNCTION schedule_cleanup(p_schedule text); Type: ACL; Schema: bus; Owner: postgres
@@ -1779,6 +2281,13 @@ REVOKE ALL ON FUNCTION bus.trim_http_responses(p_older_than interval, p_batch in
 GRANT ALL ON FUNCTION bus.trim_http_responses(p_older_than interval, p_batch integer) TO service_role;
 
 --
+-- Name: FUNCTION try_trial(p_provider text, p_model text, p_hold_seconds integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) TO service_role;
+
+--
 -- Name: FUNCTION watch_on_finish(); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -1798,10 +2307,34 @@ GRANT ALL ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version 
 GRANT SELECT,INSERT,DELETE ON TABLE bus.maintenance_log TO service_role;
 
 --
+-- Name: TABLE provider_leases; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.provider_leases TO service_role;
+
+--
+-- Name: TABLE rate_windows; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.rate_windows TO service_role;
+
+--
 -- Name: TABLE review_budget; Type: ACL; Schema: bus; Owner: postgres
 --
 
 GRANT ALL ON TABLE bus.review_budget TO service_role;
+
+--
+-- Name: TABLE routes; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.routes TO service_role;
+
+--
+-- Name: TABLE user_limits; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.user_limits TO service_role;
 
 --
 -- Name: TABLE watch_queue; Type: ACL; Schema: bus; Owner: postgres

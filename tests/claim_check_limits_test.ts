@@ -178,8 +178,17 @@ Deno.test("413 for a provider response over the limit (in-process runMessage): r
       tool: toolNamed("chat")!,
       input: body.input,
       inputJson: new TextEncoder().encode(JSON.stringify(body.input)),
-      provider: { name: "kimi", baseURL: testStack().standinUrl, apiKey: "any-key", defaultModel: MODEL },
-      model: MODEL,
+      routes: [{
+        provider: {
+          name: "kimi",
+          baseURL: testStack().standinUrl,
+          apiKey: "any-key",
+          defaultModel: MODEL,
+          fallbacks: [],
+          files: "extract",
+        },
+        model: MODEL,
+      }],
       settings,
     }).then(() => assert.fail("a 3 MiB response must not fit a 2 MiB limit"), (err: unknown) => err);
     assert.ok(error instanceof BusError);

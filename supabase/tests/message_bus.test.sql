@@ -179,7 +179,7 @@ select is(
 
 create temp table bus_fns (sig text) on commit drop;
 insert into bus_fns values
-  ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text,integer,bigint,bigint,text,text,integer,bytea,boolean,uuid)'),
+  ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text,integer,bigint,bigint,text,text,integer,bytea,boolean,uuid,integer,integer,integer)'),
   ('bus.append_chunk(uuid,integer,bytea)'),
   ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea,integer,jsonb,text,boolean)'),
   ('bus.fail_message(uuid,jsonb,integer,integer,jsonb,boolean)');
@@ -229,11 +229,11 @@ select throws_ok(
   '22023', null, 'begin_message refuses a ttl of 0');
 
 create temp table begun (name text primary key, transaction_id uuid, status text, created boolean) on commit drop;
-insert into begun select 'first', * from bus.begin_message(
+insert into begun select 'first', transaction_id, status, created from bus.begin_message(
   current_setting('test.alice')::uuid, 'chat', 'kimi', 'model-a', 'session-1', 'idem-1', 3600, '{"k":1}'::jsonb);
-insert into begun select 'again', * from bus.begin_message(
+insert into begun select 'again', transaction_id, status, created from bus.begin_message(
   current_setting('test.alice')::uuid, 'chat', 'glm', 'model-b', 'session-2', 'idem-1', 60);
-insert into begun select 'bob', * from bus.begin_message(
+insert into begun select 'bob', transaction_id, status, created from bus.begin_message(
   current_setting('test.bob')::uuid, 'chat', 'kimi', 'model-a', null, 'idem-1', 3600);
 do $$ begin
   perform set_config('test.m1', (select transaction_id::text from begun where name = 'first'), true);

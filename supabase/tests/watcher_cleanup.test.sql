@@ -62,9 +62,9 @@ create temp table api (sig text) on commit drop;
 insert into api values ('bus.request_watch(uuid)'), ('bus.sweep_unobserved(interval,integer,integer)'),
   ('bus.record_observation(uuid,text,text,jsonb,bigint,boolean,jsonb,integer,integer)'),
   ('bus.take_review_slot(text,integer)'), ('bus.expire_messages(integer,integer)'),
-  ('bus.purge_messages(interval,integer,integer)'), ('bus.reap_pending(interval,integer)'),
+  ('bus.purge_messages(interval,integer,integer)'), ('bus.reap_pending(interval,integer,integer)'),
   ('bus.trim_http_responses(interval,integer)'), ('bus.trim_cron_history(interval,integer)'),
-  ('bus.run_cleanup(interval,interval,integer,integer,interval,interval,integer)'),
+  ('bus.run_cleanup(interval,interval,integer,integer,interval,interval,integer,integer)'),
   ('bus.log_maintenance(text,timestamp with time zone,integer,boolean,jsonb,text)'), ('bus.schedule_cleanup(text)'),
   ('bus.watch_target(uuid,text)');
 select is((select count(*)::int from api where has_function_privilege('anon', sig, 'execute')), 0,

@@ -7,6 +7,7 @@
  * (`supabase secrets set ...` on hosted, `.env` locally). `.env.example` lists exactly these keys.
  */
 import { z } from "zod";
+import { parseProviders, type ProviderConfig } from "./providers/config.ts";
 
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -20,20 +21,53 @@ export const settingsSchema = z.object({
   /** The project's legacy JWT secret: tokens are verified again in code (defence in depth, §1.10). */
   JWT_SECRET: z.string().min(32, "must be at least 32 characters"),
 
-  MESSAGE_BUS_DEFAULT_PROVIDER: z.enum(["kimi", "glm"]).default("kimi"),
+  /**
+   * The providers (CONTRACT.md §3): built in kimi and glm; more by name, each with `<NAME>_API_KEY`, `_BASE_URL`,
+   * `_MODEL` and optionally `_FALLBACKS`, `_MAX_CONCURRENCY`, `_FILES` (parsed by providers/config.ts, which also
+   * reads those of providers added here; the built-in ones are listed below for .env.example).
+   */
+  MESSAGE_BUS_PROVIDERS: z.string().default("kimi,glm"),
+  MESSAGE_BUS_DEFAULT_PROVIDER: z.string().default("kimi"),
   KIMI_API_KEY: optionalString,
-  KIMI_BASE_URL: z.url().default("https://api.moonshot.ai/v1"),
-  KIMI_MODEL: z.string().min(1).default("kimi-k2-0905-preview"),
+  KIMI_BASE_URL: optionalString,
+  KIMI_MODEL: optionalString,
+  KIMI_FALLBACKS: optionalString,
+  KIMI_MAX_CONCURRENCY: optionalString,
+  KIMI_FILES: optionalString,
   GLM_API_KEY: optionalString,
-  GLM_BASE_URL: z.url().default("https://api.z.ai/api/paas/v4"),
-  GLM_MODEL: z.string().min(1).default("glm-4.5-flash"),
+  GLM_BASE_URL: optionalString,
+  GLM_MODEL: optionalString,
+  GLM_FALLBACKS: optionalString,
+  GLM_MAX_CONCURRENCY: optionalString,
+  GLM_FILES: optionalString,
+
+  /** Per provider attempt, from the request to the last byte of the body. */
+  PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
+  /** Retries of 429/408/5xx/timeouts/connection errors per route, with exponential backoff and full jitter. */
+  PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
+  PROVIDER_RETRY_BASE_MS: intFrom(250, 1, 60_000),
+  /** A provider's Retry-After is honoured up to this; past it the route is given up (fallbacks take over). */
+  PROVIDER_MAX_RETRY_AFTER_MS: intFrom(30_000, 0, 600_000),
+  /** A message's whole provider work (every attempt, retry and fallback) ends by this. */
+  MESSAGE_BUS_DEADLINE_MS: intFrom(390_000, 1_000, 3_600_000),
+  /** Failed attempts in a row that open a route's circuit, and how long it stays open before one trial. */
+  CIRCUIT_BREAKER_THRESHOLD: intFrom(5, 1, 1_000),
+  CIRCUIT_BREAKER_TIMEOUT_SECS: intFrom(60, 1, 86_400),
+  /** A concurrency slot held by a worker that died is freed after this. */
+  PROVIDER_LEASE_SECS: intFrom(60, 5, 3_600),
+  /** How long a call waits for a free concurrency slot before 429 provider_busy. */
+  PROVIDER_QUEUE_TIMEOUT_MS: intFrom(10_000, 0, 600_000),
+  /** Requests per minute per caller on tool-invoke and the OpenAI endpoint; 0 = unlimited. */
+  MESSAGE_BUS_USER_RPM: intFrom(0, 0, 1_000_000),
+  /** Runs of an async message (the first included) before a message whose worker keeps dying is failed. */
+  MESSAGE_BUS_MAX_ATTEMPTS: intFrom(3, 1, 20),
+  /** With the database unreachable, a sync invoke still answers the payload inline (X-Bus-Degraded: unstored). */
+  MESSAGE_BUS_INLINE_FALLBACK: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
 
   MESSAGE_BUS_MAX_PAYLOAD_MB: intFrom(100, 1, 1024),
   MESSAGE_BUS_DEFAULT_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
   MESSAGE_BUS_MIN_TTL_SECONDS: intFrom(60, 1, 31_536_000),
   MESSAGE_BUS_MAX_TTL_SECONDS: intFrom(2_592_000, 60, 31_536_000),
-  PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
-  PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
   DB_POOL_SIZE: intFrom(10, 1, 100),
   /** How long a unit of database work waits for a free connection before answering 503 database_busy. */
   DB_ACQUIRE_TIMEOUT_MS: intFrom(5_000, 100, 60_000),
@@ -52,7 +86,7 @@ export const settingsSchema = z.object({
   /** Payloads larger than this get an `unusual_size` warning. */
   WATCHER_SIZE_WARNING_MB: intFrom(32, 1, 1024),
   /** Optional model review (a second opinion): off unless the sample rate is above 0 and the provider has a key. */
-  WATCHER_REVIEW_PROVIDER: z.enum(["kimi", "glm", "none"]).default("glm"),
+  WATCHER_REVIEW_PROVIDER: z.string().default("glm"),
   WATCHER_REVIEW_MODEL: optionalString,
   WATCHER_REVIEW_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
   /** Hard budget, counted in the database so that it holds across isolates. */
@@ -92,6 +126,13 @@ export const settingsSchema = z.object({
       message: "must be at least 3 × DB_ACQUIRE_TIMEOUT_MS: a live worker renews its lease every third of it",
     });
   }
+  if (s.PROVIDER_TIMEOUT_MS > s.MESSAGE_BUS_DEADLINE_MS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["PROVIDER_TIMEOUT_MS"],
+      message: "must not exceed MESSAGE_BUS_DEADLINE_MS (an attempt ends by the message's deadline)",
+    });
+  }
   if (s.MESSAGE_BUS_MIN_TTL_SECONDS > s.MESSAGE_BUS_MAX_TTL_SECONDS) {
     ctx.addIssue({
       code: "custom",
@@ -112,12 +153,15 @@ export const settingsSchema = z.object({
   // only the TTL settings themselves must have parsed.
   when: (payload) =>
     !payload.issues.some((i) =>
-      /_TTL_SECONDS|MESSAGE_BUS_BODY_BUDGET_MB|MESSAGE_BUS_MAX_PAYLOAD_MB|MESSAGE_BUS_LEASE_SECS|DB_ACQUIRE_TIMEOUT_MS/
+      /_TTL_SECONDS|MESSAGE_BUS_BODY_BUDGET_MB|MESSAGE_BUS_MAX_PAYLOAD_MB|MESSAGE_BUS_LEASE_SECS|DB_ACQUIRE_TIMEOUT_MS|PROVIDER_TIMEOUT_MS|MESSAGE_BUS_DEADLINE_MS/
         .test(String(i.path?.[0]))
     ),
 });
 
-export type Settings = z.infer<typeof settingsSchema>;
+export type Settings = z.infer<typeof settingsSchema> & {
+  /** The configured providers by name (providers/config.ts). */
+  providers: ReadonlyMap<string, ProviderConfig>;
+};
 
 /** Thrown when settings are invalid; `problems` lists every one. */
 export class SettingsError extends Error {
@@ -136,10 +180,21 @@ export class SettingsError extends Error {
 export function parseSettings(env: Record<string, string | undefined>): Settings {
   const cleaned = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === "" ? undefined : v]));
   const parsed = settingsSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new SettingsError(parsed.error.issues.map((i) => `${i.path.join(".") || "(settings)"}: ${i.message}`));
+  const { providers, problems } = parseProviders(cleaned);
+  const defaultProvider = cleaned.MESSAGE_BUS_DEFAULT_PROVIDER ?? "kimi";
+  if (!providers.has(defaultProvider)) {
+    problems.push(`MESSAGE_BUS_DEFAULT_PROVIDER: ${defaultProvider} is not a configured provider`);
   }
-  return parsed.data;
+  const reviewer = cleaned.WATCHER_REVIEW_PROVIDER ?? "glm";
+  if (reviewer !== "none" && !providers.has(reviewer)) {
+    problems.push(`WATCHER_REVIEW_PROVIDER: ${reviewer} is not a configured provider (or none)`);
+  }
+  const all = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "(settings)"}: ${i.message}`)),
+    ...problems,
+  ];
+  if (all.length > 0) throw new SettingsError(all);
+  return { ...parsed.data!, providers };
 }
 
 let cached: Settings | undefined;

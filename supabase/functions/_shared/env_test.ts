@@ -33,9 +33,12 @@ Deno.test("parseSettings: valid settings, with defaults for everything optional"
   const s = parseSettings({ ...VALID, PATH: "/usr/bin", UNRELATED: "ignored" });
   assert.equal(s.SUPABASE_URL, VALID.SUPABASE_URL);
   assert.equal(s.MESSAGE_BUS_DEFAULT_PROVIDER, "kimi");
-  assert.equal(s.KIMI_BASE_URL, "https://api.moonshot.ai/v1");
-  assert.equal(s.GLM_BASE_URL, "https://api.z.ai/api/paas/v4");
-  assert.equal(s.KIMI_API_KEY, undefined);
+  assert.deepEqual([...s.providers.keys()], ["kimi", "glm"], "kimi and glm are built in");
+  assert.equal(s.providers.get("kimi")!.baseURL, "https://api.moonshot.ai/v1");
+  assert.equal(s.providers.get("glm")!.baseURL, "https://api.z.ai/api/paas/v4");
+  assert.equal(s.providers.get("kimi")!.apiKey, undefined);
+  assert.equal(s.providers.get("kimi")!.files, "extract");
+  assert.equal(s.providers.get("glm")!.files, "inline");
   assert.equal(s.MESSAGE_BUS_MAX_PAYLOAD_MB, 100);
   assert.equal(s.MESSAGE_BUS_DEFAULT_TTL_SECONDS, 172_800);
   assert.equal(s.PROVIDER_MAX_RETRIES, 2);
@@ -62,9 +65,9 @@ Deno.test("parseSettings: nothing set reports every required setting at once", (
 Deno.test("parseSettings: blank values count as unset (required ones are reported, optional ones default)", () => {
   assertProblems(problemsOf({ ...VALID, SUPABASE_ANON_KEY: "", JWT_SECRET: "" }), ["SUPABASE_ANON_KEY", "JWT_SECRET"]);
   const s = parseSettings({ ...VALID, KIMI_API_KEY: "", MESSAGE_BUS_MAX_PAYLOAD_MB: "", KIMI_MODEL: "" });
-  assert.equal(s.KIMI_API_KEY, undefined, "a blank key is no key, not an empty string");
+  assert.equal(s.providers.get("kimi")!.apiKey, undefined, "a blank key is no key, not an empty string");
   assert.equal(s.MESSAGE_BUS_MAX_PAYLOAD_MB, 100);
-  assert.equal(s.KIMI_MODEL, "kimi-k2-0905-preview");
+  assert.equal(s.providers.get("kimi")!.defaultModel, "kimi-k2-0905-preview");
 });
 
 Deno.test("parseSettings: every bad value is reported in one error, none silently replaced by a default", () => {
@@ -124,4 +127,46 @@ Deno.test("parseSettings: TTL bound problems are listed together with every othe
   );
   // A TTL setting that is itself invalid is reported as such, without follow-on bound problems.
   assertProblems(problemsOf({ ...VALID, MESSAGE_BUS_MIN_TTL_SECONDS: "soon" }), ["MESSAGE_BUS_MIN_TTL_SECONDS"]);
+});
+
+Deno.test("parseSettings: providers by settings, with fallbacks, concurrency and files (CONTRACT.md §3)", () => {
+  const s = parseSettings({
+    ...VALID,
+    MESSAGE_BUS_PROVIDERS: "kimi,glm,my-llm",
+    MY_LLM_API_KEY: "k",
+    MY_LLM_BASE_URL: "https://llm.example/v1",
+    MY_LLM_MODEL: "big-1",
+    MY_LLM_MAX_CONCURRENCY: "4",
+    KIMI_FALLBACKS: "glm, my-llm/big-2",
+    MESSAGE_BUS_DEFAULT_PROVIDER: "my-llm",
+  });
+  const mine = s.providers.get("my-llm")!;
+  assert.deepEqual(
+    { base: mine.baseURL, model: mine.defaultModel, key: mine.apiKey, max: mine.maxConcurrency, files: mine.files },
+    { base: "https://llm.example/v1", model: "big-1", key: "k", max: 4, files: "inline" },
+  );
+  assert.deepEqual(s.providers.get("kimi")!.fallbacks, [{ provider: "glm" }, { provider: "my-llm", model: "big-2" }]);
+  assert.equal(s.MESSAGE_BUS_DEFAULT_PROVIDER, "my-llm");
+});
+
+Deno.test("parseSettings: an unknown fallback and every other provider problem fail at boot, all listed", () => {
+  const err = problemsOf({
+    ...VALID,
+    MESSAGE_BUS_PROVIDERS: "kimi,glm,Bad_Name,extra",
+    KIMI_FALLBACKS: "glm,nowhere",
+    GLM_MAX_CONCURRENCY: "0",
+    GLM_FILES: "attach",
+    EXTRA_BASE_URL: "ftp://x",
+    MESSAGE_BUS_DEFAULT_PROVIDER: "openai",
+  });
+  assertProblems(err, [
+    "MESSAGE_BUS_PROVIDERS",
+    "KIMI_FALLBACKS",
+    "GLM_MAX_CONCURRENCY",
+    "GLM_FILES",
+    "EXTRA_BASE_URL",
+    "EXTRA_MODEL",
+    "MESSAGE_BUS_DEFAULT_PROVIDER",
+  ]);
+  assert.ok(err.problems.some((p) => p.includes("nowhere is not a configured provider")));
 });

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { BusError } from "./errors.ts";
+import { isDatabaseUnreachable } from "./db_errors.ts";
 
 /** Creates the function's app. */
 export function createApp(name: string): Hono {
@@ -16,12 +17,33 @@ export function createApp(name: string): Hono {
     cors({
       origin: "*",
       allowHeaders: ["authorization", "x-client-info", "apikey", "content-type", "idempotency-key"],
-      exposeHeaders: ["etag", "repr-digest", "x-transaction-id", "x-checksum", "content-encoding"],
+      exposeHeaders: [
+        "etag",
+        "repr-digest",
+        "x-transaction-id",
+        "x-checksum",
+        "content-encoding",
+        "retry-after",
+        "ratelimit",
+        "ratelimit-policy",
+        "x-bus-transaction-id",
+        "x-bus-checksum",
+        "x-bus-degraded",
+        "server-timing",
+      ],
     }),
   );
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {
-    if (err instanceof BusError) return c.json(err.toBody(), err.status);
+    if (err instanceof BusError) return c.json(err.toBody(), err.status, err.headers);
+    if (isDatabaseUnreachable(err)) {
+      console.error(`[${name}] the database is unreachable on ${c.req.method} ${c.req.path}:`, err);
+      return c.json(
+        { error: { code: "bus_unavailable", message: "The bus's database is unreachable; retry shortly" } },
+        503,
+        { "retry-after": "5" },
+      );
+    }
     if (err instanceof HTTPException) {
       return c.json({ error: { code: "http_error", message: err.message || "Request failed" } }, err.status);
     }

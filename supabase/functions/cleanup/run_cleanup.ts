@@ -69,7 +69,8 @@ export async function runCleanup(sql: Sql, s: Settings, job = "cleanup"): Promis
           ${Math.max(1, Math.min(s.CLEANUP_ROUND_MS, Math.floor(left())))},
           make_interval(mins => ${s.CLEANUP_HTTP_RESPONSES_KEEP_MINUTES}),
           make_interval(days => ${s.CLEANUP_CRON_HISTORY_DAYS}),
-          ${s.CLEANUP_MARK_BATCH_SIZE}) as round`, sql);
+          ${s.CLEANUP_MARK_BATCH_SIZE},
+          ${s.MESSAGE_BUS_MAX_ATTEMPTS}) as round`, sql);
       rounds++;
       for (const key of KEYS) totals[key] += Number(round[key] ?? 0);
       more = round.more;

@@ -1,20 +1,17 @@
-/** `POST /tool-invoke` after the door: submit the invoke (record, run) and answer it as CONTRACT.md §4 says. */
+/** `POST /tool-invoke` (and a replay) after the door: submit the invoke and answer it as CONTRACT.md §4 says. */
 import type { Context } from "hono";
 import { callerOf } from "../_shared/auth.ts";
 import { db } from "../_shared/db.ts";
 import { keepRawBody } from "../_shared/door/validate.ts";
 import type { InvokeBody } from "../_shared/invoke/request.ts";
-import { type SubmitDeps, submitInvoke } from "../_shared/invoke/submit.ts";
+import { rateLimitHeaders, type Submission, type SubmitDeps, submitInvoke } from "../_shared/invoke/submit.ts";
 import { completedBody } from "../_shared/invoke/answers.ts";
-
-export { SERVICE_OWNER } from "../_shared/invoke/submit.ts";
 
 /** Handles one invoke request that passed the door. */
 export async function invoke(c: Context, deps: Omit<SubmitDeps, "sql">): Promise<Response> {
-  const started = performance.now();
   // The submission owns the body's bytes from here: an async run still needs them after the answer.
   const raw = keepRawBody(c);
-  const submitted = await submitInvoke({ ...deps, sql: db() }, {
+  return await answer(c, deps, {
     caller: callerOf(c),
     body: c.req.valid("json" as never) as InvokeBody,
     request: raw.bytes,
@@ -22,8 +19,29 @@ export async function invoke(c: Context, deps: Omit<SubmitDeps, "sql">): Promise
     idempotencyKey: (c.req.valid("header" as never) as { "idempotency-key"?: string })["idempotency-key"],
     release: raw.release,
   });
+}
+
+/** Submits `sub` and answers: 200 completed, 202 pending, or the degraded mode's unstored bytes. */
+export async function answer(c: Context, deps: Omit<SubmitDeps, "sql">, sub: Submission): Promise<Response> {
+  const started = performance.now();
+  const submitted = await submitInvoke({ ...deps, sql: db() }, sub);
+  if (submitted.rate) { for (const [k, v] of Object.entries(rateLimitHeaders(submitted.rate))) c.header(k, v); }
   if (submitted.status === "pending") {
     return c.json({ transaction_id: submitted.transactionId, status: "pending" }, 202);
+  }
+  if (submitted.status === "unstored") {
+    const u = submitted.unstored;
+    return new Response(u.bytes as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers: {
+        "content-type": u.contentType,
+        "x-bus-degraded": "unstored",
+        "x-bus-checksum": u.checksum,
+        "x-bus-provider": u.provider,
+        "access-control-allow-origin": "*",
+        "access-control-expose-headers": "x-bus-degraded, x-bus-checksum, x-bus-provider",
+      },
+    });
   }
   const { row, timing } = submitted;
   // Where the time went (Server-Timing, visible in browser dev tools and used by the benchmark).

@@ -29,6 +29,11 @@ export function failureStatus(code: string): ContentfulStatusCode {
     case "storage_failed":
     case "worker_lost":
       return 500;
+    case "provider_busy":
+    case "rate_limited":
+      return 429;
+    case "provider_unavailable":
+      return 503;
     default: // provider_error, provider_timeout, provider_unreachable, request_lost, ...
       return 502;
   }
@@ -44,9 +49,12 @@ export function failureError(
   extra: Record<string, unknown> = {},
 ): BusError {
   const code = String(error.code ?? "failed");
-  return new BusError(failureStatus(code), code, String(error.message ?? "The message failed"), error, {
+  const status = failureStatus(code);
+  // 429 and 503 always say when to come back (CONTRACT.md §4); the live answer gives the real wait.
+  const headers: Record<string, string> = status === 429 || status === 503 ? { "retry-after": "1" } : {};
+  return new BusError(status, code, String(error.message ?? "The message failed"), error, {
     transaction_id: transactionId,
     status: "failed",
     ...extra,
-  });
+  }, headers);
 }

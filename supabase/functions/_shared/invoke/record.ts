@@ -24,13 +24,31 @@ export interface NewMessage {
   leaseSeconds: number;
   /** Largest request accepted (the door has checked it; the store checks again). */
   maxRequestBytes: number;
+  /** The caller's per-minute limit unless overridden (MESSAGE_BUS_USER_RPM; 0 = unlimited). */
+  defaultRpm?: number;
+  /** With a concurrency limit on the requested provider: take a slot right away (`slot` says whether it did). */
+  slot?: { max: number; leaseSeconds: number };
+}
+
+/** The caller's rate-limit standing after this request (when a limit applies). */
+export interface RateStanding {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
 }
 
 export interface Recorded {
+  /** Empty when `status` is `rate_limited` (nothing was recorded). */
   transactionId: string;
   /** False when the idempotency key was used before: the message is the earlier one, nothing was recorded. */
   created: boolean;
+  /** `pending` for a new message; the earlier one's status for a repeat; `rate_limited` past the caller's limit. */
   status: string;
+  /** The requested route's circuit state (new messages only). */
+  routeState: "closed" | "open" | "half_open" | null;
+  /** Whether a concurrency slot was taken (null: no limit, or the route is not closed). */
+  slot: boolean | null;
+  rate: RateStanding | null;
 }
 
 /**
@@ -44,8 +62,18 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
   const stored = small ? storedForm(m.request) : undefined;
   const checksum = small ? sha256(m.request) : null;
   const [row] = await withDb((sql) =>
-    sql<{ transaction_id: string; status: string; created: boolean }[]>`
-    select transaction_id, status, created from bus.begin_message(
+    sql<{
+      transaction_id: string;
+      status: string;
+      created: boolean;
+      route_state: Recorded["routeState"];
+      slot: boolean | null;
+      rate_limit: number | null;
+      rate_remaining: number | null;
+      rate_reset_seconds: number | null;
+    }[]>`
+    select transaction_id, status, created, route_state, slot, rate_limit, rate_remaining, rate_reset_seconds
+    from bus.begin_message(
       p_owner => ${m.owner}::uuid, p_tool => ${m.tool}, p_provider => ${m.provider}, p_model => ${m.model},
       p_session_id => ${m.sessionId ?? null}, p_idempotency_key => ${m.idempotencyKey ?? null},
       p_ttl_seconds => ${m.ttlSeconds}, p_metadata => ${sql.json(m.metadata as never)}, p_mode => ${m.mode},
@@ -55,10 +83,21 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
       p_request_checksum => ${checksum},
       p_request_chunk_count => ${small ? (stored!.bytes.length > 0 ? 1 : 0) : null},
       p_request_last_chunk => ${stored && stored.bytes.length > 0 ? stored.bytes : null},
-      p_stream => ${m.stream ?? false}, p_replay_of => ${m.replayOf ?? null}::uuid)${
+      p_stream => ${m.stream ?? false}, p_replay_of => ${m.replayOf ?? null}::uuid,
+      p_default_rpm => ${m.defaultRpm ?? 0}, p_slot_max => ${m.slot?.max ?? null}::integer,
+      p_slot_lease_seconds => ${m.slot?.leaseSeconds ?? 60})${
       m.mode === "sync" ? sql`, ${sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}` : sql``
     }`, sql);
-  const recorded = { transactionId: row.transaction_id, created: row.created, status: row.status };
+  const recorded: Recorded = {
+    transactionId: row.transaction_id ?? "",
+    created: row.created,
+    status: row.status,
+    routeState: row.route_state,
+    slot: row.slot,
+    rate: row.rate_limit === null
+      ? null
+      : { limit: row.rate_limit, remaining: row.rate_remaining ?? 0, resetSeconds: row.rate_reset_seconds ?? 60 },
+  };
   if (!row.created || small) return recorded;
 
   // A request of more than one chunk: its chunks, then the seal that checks they add up.

@@ -4,14 +4,23 @@
  */
 import { z } from "zod";
 import type { Settings } from "../env.ts";
-import { PROVIDERS } from "../providers/openai_compatible.ts";
+import { parseRouteRef } from "../providers/config.ts";
 import { TOOL_NAMES, toolNamed } from "../tools/registry.ts";
 
 /** The invoke body schema for `s` (provider names and TTL bounds come from the settings). */
 export function invokeBodySchema(s: Settings) {
+  const names = [...s.providers.keys()];
+  const configured = (name: string) => s.providers.has(name);
   return z.strictObject({
     tool: z.string().min(1, "tool is required").max(100),
-    provider: z.enum(PROVIDERS).optional(),
+    provider: z.string().refine(configured, `must be one of: ${names.join(", ")}`).optional(),
+    /** Tried in order when the requested provider fails after its retries or its circuit is open (§4, §9). */
+    fallbacks: z.array(
+      z.string().min(1).max(300).refine(
+        (text) => configured(parseRouteRef(text).provider) && parseRouteRef(text).model !== "",
+        `must be a provider (${names.join(", ")}) or provider/model`,
+      ),
+    ).max(8).optional(),
     model: z.string().min(1).max(200).optional(),
     input: z.record(z.string(), z.unknown()),
     session_id: z.string().min(1).max(200).optional(),

@@ -10,11 +10,16 @@ import { BusError } from "../errors.ts";
 import { toolNamed } from "../tools/registry.ts";
 import { recordMessage } from "./record.ts";
 import { runMessage } from "./run.ts";
+import type { ProviderConfig } from "../providers/config.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
 const STANDIN = Deno.env.get("PROVIDER_STANDIN_URL");
 const ready = DB_URL !== undefined && STANDIN !== undefined;
 const enc = new TextEncoder();
+
+function standinProvider(): ProviderConfig {
+  return { name: "kimi", baseURL: STANDIN!, apiKey: "k", defaultModel: "m", fallbacks: [], files: "extract" };
+}
 
 function chatInput(directive: Record<string, unknown>) {
   return {
@@ -56,8 +61,8 @@ Deno.test({
         tool: toolNamed("chat")!,
         input,
         inputJson: enc.encode(JSON.stringify(input)),
-        provider: { name: "kimi", baseURL: STANDIN!, apiKey: "k", defaultModel: "m" },
-        model: "m",
+        routes: [{ provider: standinProvider(), model: "m" }],
+        primary: { state: "closed", slot: null },
         settings,
       });
       // Past the lease's first length: without renewals it would have run out by now.
@@ -105,8 +110,8 @@ Deno.test({
         tool: toolNamed("chat")!,
         input,
         inputJson: enc.encode(JSON.stringify(input)),
-        provider: { name: "kimi", baseURL: STANDIN!, apiKey: "k", defaultModel: "m" },
-        model: "m",
+        routes: [{ provider: standinProvider(), model: "m" }],
+        primary: { state: "closed", slot: null },
         settings: parseSettings(Deno.env.toObject()),
       }).then(() => assert.fail("the provider answered 400"), (err: unknown) => err);
       assert.ok(error instanceof BusError, `a BusError, got ${error}`);

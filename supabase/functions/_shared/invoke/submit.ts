@@ -15,9 +15,12 @@ import { toolNamed } from "../tools/registry.ts";
 import { getMessage } from "../message/lifecycle.ts";
 import type { MessageRow } from "../message/row.ts";
 import { type InvokeBody, invokeBodyLimits, invokeBodySchema } from "./request.ts";
-import { recordMessage } from "./record.ts";
-import { runMessage } from "./run.ts";
+import { type RateStanding, recordMessage } from "./record.ts";
+import { type Route, runMessage } from "./run.ts";
+import { parseRouteRef, type ProviderConfig } from "../providers/config.ts";
 import { failureError } from "./answers.ts";
+import { callUnstored, type Unstored } from "./unstored.ts";
+import { isDatabaseUnreachable } from "../db_errors.ts";
 
 /** The service role's messages belong to this owner unless the body names one. */
 export const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
@@ -41,13 +44,20 @@ export interface Submission {
   members: Map<string, MemberRange>;
   idempotencyKey?: string;
   replayOf?: string;
+  /** Who owns the new message when not the caller (a replay keeps the original owner). */
+  owner?: string;
   /** Called once the request's bytes are no longer needed (after the answer for sync, after the run for async). */
   release?: () => void;
 }
 
 export type Submitted =
-  | { status: "completed"; row: MessageRow; timing: { validatedMs: number; recordedMs: number } }
-  | { status: "pending"; transactionId: string };
+  & (
+    | { status: "completed"; row: MessageRow; timing: { validatedMs: number; recordedMs: number } }
+    | { status: "pending"; transactionId: string }
+    /** Degraded mode: the database was unreachable; the answer went out unstored (unstored.ts). */
+    | { status: "unstored"; unstored: Unstored }
+  )
+  & { rate: RateStanding | null };
 
 /**
  * Checks an invoke request that did not come through an HTTP door (an MCP tool call, a stored request run again):
@@ -80,7 +90,7 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
   let background = false;
   try {
     const { body } = sub;
-    const owner = ownerOf(sub.caller, body.owner_id);
+    const owner = sub.owner ?? ownerOf(sub.caller, body.owner_id);
     const tool = toolNamed(body.tool);
     if (!tool) {
       throw invalidRequest(`Unknown tool ${JSON.stringify(body.tool)}`, [{ path: "tool", message: "unknown" }]);
@@ -90,28 +100,54 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
       throw new BusError(503, "provider_not_configured", `Provider ${config.name} has no API key configured`);
     }
     const model = body.model ?? config.defaultModel;
+    const routes = routesOf(config, model, body.fallbacks, s);
     const validatedMs = performance.now() - started;
-
-    const recorded = await recordMessage(deps.sql, {
-      owner,
-      tool: tool.name,
-      provider: config.name,
-      model,
-      sessionId: body.session_id,
-      idempotencyKey: sub.idempotencyKey,
-      ttlSeconds: body.ttl_seconds ?? s.MESSAGE_BUS_DEFAULT_TTL_SECONDS,
-      metadata: body.metadata ?? {},
-      mode: body.mode,
-      replayOf: sub.replayOf,
-      request: sub.request,
-      leaseSeconds: s.MESSAGE_BUS_LEASE_SECS,
-      maxRequestBytes: s.MESSAGE_BUS_MAX_PAYLOAD_MB * 1024 * 1024,
-    });
-    if (!recorded.created) return await existing(deps.sql, recorded.transactionId);
-    const recordedMs = performance.now() - started;
 
     const input = sub.members.get("input");
     if (!input) throw new Error("an invoke request passed the door without an input member");
+    const inputJson = sub.request.subarray(input.start, input.end);
+    let recorded;
+    try {
+      recorded = await recordMessage(deps.sql, {
+        owner,
+        tool: tool.name,
+        provider: config.name,
+        model,
+        sessionId: body.session_id,
+        idempotencyKey: sub.idempotencyKey,
+        ttlSeconds: body.ttl_seconds ?? s.MESSAGE_BUS_DEFAULT_TTL_SECONDS,
+        metadata: body.metadata ?? {},
+        mode: body.mode,
+        replayOf: sub.replayOf,
+        request: sub.request,
+        leaseSeconds: s.MESSAGE_BUS_LEASE_SECS,
+        maxRequestBytes: s.MESSAGE_BUS_MAX_PAYLOAD_MB * 1024 * 1024,
+        defaultRpm: s.MESSAGE_BUS_USER_RPM,
+        slot: config.maxConcurrency === undefined
+          ? undefined
+          : { max: config.maxConcurrency, leaseSeconds: s.PROVIDER_LEASE_SECS },
+      });
+    } catch (err) {
+      if (!isDatabaseUnreachable(err)) throw err;
+      console.error("[invoke] the database is unreachable:", err instanceof Error ? err.message : err);
+      if (s.MESSAGE_BUS_INLINE_FALLBACK && body.mode === "sync") {
+        return { status: "unstored", unstored: await callUnstored(tool, inputJson, routes, s, deps.fetch), rate: null };
+      }
+      throw new BusError(
+        503,
+        "bus_unavailable",
+        "The bus's database is unreachable; nothing was recorded, retry shortly",
+        {},
+        {},
+        {
+          "retry-after": "5",
+        },
+      );
+    }
+    if (recorded.status === "rate_limited") throw rateLimited(recorded.rate!);
+    if (!recorded.created) return { ...(await existing(deps.sql, recorded.transactionId)), rate: recorded.rate };
+    const recordedMs = performance.now() - started;
+
     const run = () =>
       runMessage({
         sql: deps.sql,
@@ -119,9 +155,9 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
         run: 1,
         tool,
         input: body.input,
-        inputJson: sub.request.subarray(input.start, input.end),
-        provider: config,
-        model,
+        inputJson,
+        routes,
+        primary: { state: recorded.routeState ?? "closed", slot: recorded.slot },
         settings: s,
         fetch: deps.fetch,
       });
@@ -136,9 +172,9 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
           );
         }).finally(release),
       );
-      return { status: "pending", transactionId: recorded.transactionId };
+      return { status: "pending", transactionId: recorded.transactionId, rate: recorded.rate };
     }
-    return { status: "completed", row: await run(), timing: { validatedMs, recordedMs } };
+    return { status: "completed", row: await run(), timing: { validatedMs, recordedMs }, rate: recorded.rate };
   } finally {
     if (!background) release();
   }
@@ -155,8 +191,58 @@ function ownerOf(caller: Caller, ownerId: string | undefined): string {
   return caller.sub!;
 }
 
+/**
+ * The requested route, then the fallbacks (the request's, else the provider's `<NAME>_FALLBACKS`), without repeats;
+ * a fallback naming only a provider takes that provider's default model.
+ */
+export function routesOf(
+  primary: ProviderConfig,
+  model: string,
+  fallbacks: string[] | undefined,
+  s: Settings,
+): Route[] {
+  const refs = fallbacks?.map(parseRouteRef) ?? primary.fallbacks;
+  const routes: Route[] = [{ provider: primary, model }];
+  for (const ref of refs) {
+    const provider = s.providers.get(ref.provider);
+    if (!provider) continue; // the door and the settings check names; a provider removed since is skipped
+    const route = { provider, model: ref.model ?? provider.defaultModel };
+    if (!routes.some((r) => r.provider.name === route.provider.name && r.model === route.model)) routes.push(route);
+  }
+  return routes;
+}
+
+/**
+ * 429 `rate_limited` with Retry-After and the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers:
+ * `RateLimit-Policy: "user";q=<limit>;w=60`, `RateLimit: "user";r=<remaining>;t=<seconds to reset>`).
+ */
+function rateLimited(rate: RateStanding): BusError {
+  return new BusError(
+    429,
+    "rate_limited",
+    `Past your limit of ${rate.limit} requests per minute; retry after ${rate.resetSeconds} s`,
+    { limit: rate.limit, retry_after_seconds: rate.resetSeconds },
+    {},
+    { "retry-after": String(rate.resetSeconds), ...rateLimitHeaders(rate) },
+  );
+}
+
+/** The IETF RateLimit headers of a standing. */
+export function rateLimitHeaders(rate: RateStanding): Record<string, string> {
+  return {
+    "ratelimit-policy": `"user";q=${rate.limit};w=60`,
+    ratelimit: `"user";r=${rate.remaining};t=${rate.resetSeconds}`,
+  };
+}
+
 /** An idempotent repeat: the same transaction, answered by its current state (CONTRACT.md §4). */
-async function existing(sql: Sql, transactionId: string): Promise<Submitted> {
+async function existing(
+  sql: Sql,
+  transactionId: string,
+): Promise<
+  | { status: "completed"; row: MessageRow; timing: { validatedMs: number; recordedMs: number } }
+  | { status: "pending"; transactionId: string }
+> {
   const row = await getMessage(sql, transactionId);
   if (!row) throw new Error(`message ${transactionId} vanished`);
   if (row.status === "pending") return { status: "pending", transactionId };

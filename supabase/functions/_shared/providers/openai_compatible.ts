@@ -1,28 +1,20 @@
 /**
  * Providers are OpenAI-compatible chat completion APIs (CONTRACT.md §3), called with the `openai` SDK. The bus
  * asks the SDK for the raw `Response` (`asResponse()`), so the body it stores is the provider's bytes exactly as
- * received, never a re-serialisation (origin-lessons.md §1.5). The SDK's retries (429, 408, 409, 5xx and
- * connection errors, honouring `Retry-After`) run before a response is handed over.
+ * received, never a re-serialisation (origin-lessons.md §1.5). The bus owns retries (routing/): the SDK's are off.
  */
 import OpenAI from "openai";
 import type { Settings } from "../env.ts";
+import type { ProviderConfig } from "./config.ts";
 import type { ProviderRequest } from "../tools/tool.ts";
 
-export const PROVIDERS = ["kimi", "glm"] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
+export type { ProviderConfig };
 
-export interface ProviderConfig {
-  name: ProviderName;
-  baseURL: string;
-  apiKey?: string;
-  defaultModel: string;
-}
-
-/** The configuration of `name` from the settings. */
-export function providerConfig(name: ProviderName, s: Settings): ProviderConfig {
-  return name === "kimi"
-    ? { name, baseURL: s.KIMI_BASE_URL, apiKey: s.KIMI_API_KEY, defaultModel: s.KIMI_MODEL }
-    : { name, baseURL: s.GLM_BASE_URL, apiKey: s.GLM_API_KEY, defaultModel: s.GLM_MODEL };
+/** The provider named `name` in the settings. @throws Error when there is none (the door checks names first). */
+export function providerConfig(name: string, s: Settings): ProviderConfig {
+  const config = s.providers.get(name);
+  if (!config) throw new Error(`provider ${name} is not configured`);
+  return config;
 }
 
 export interface ProviderCallOptions {
