@@ -6,9 +6,12 @@
  */
 import { resolve } from "node:path";
 import { startStack } from "./stack.ts";
+import { installDriverGuard } from "../supabase/functions/_shared/driver_guard.ts";
 
 const exitOnStdinClose = Deno.args.includes("--exit-on-stdin-close");
 const log = (msg: string) => console.error(`[devstack] ${msg}`);
+// The pg_net and Realtime stand-ins use postgres.js in this process too (see driver_guard.ts).
+installDriverGuard(log);
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 try {

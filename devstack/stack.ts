@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { resolve } from "node:path";
 import { loadStackSettings, mergedEnv } from "./settings.ts";
 import { mintStackKeys, type StackKeys } from "./keys.ts";
-import { startCluster } from "./postgres/cluster.ts";
+import { type ClusterOptions, type RunningCluster, startCluster } from "./postgres/cluster.ts";
 import { applyPlatformSql } from "./bootstrap.ts";
 import { applyMigrations } from "./migrate.ts";
 import { readFunctionSpecs } from "./gateway/functions_config.ts";
@@ -45,7 +45,9 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
   const keys = await mintStackKeys(settings.JWT_SECRET);
   const apiUrl = `http://127.0.0.1:${settings.API_PORT}`;
   const stops: Array<() => Promise<void>> = [];
+  let supervisor: ReturnType<typeof superviseCluster> | undefined;
   const stopAll = async () => {
+    supervisor?.stopping(); // from now on Postgres exiting is expected: no restart
     for (const stop of stops.reverse()) await stop();
     stops.length = 0;
   };
@@ -64,14 +66,21 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
   assertPortsFree(ports);
 
   try {
-    const cluster = await startCluster({
+    const clusterOptions: ClusterOptions = {
       dir: resolve(root, settings.DEVSTACK_DATA_DIR),
       port: settings.DB_PORT,
       pgBin: settings.PG_BIN,
       settings: settings.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {},
       log,
-    });
-    stops.push(() => cluster.stop());
+    };
+    const cluster = await startCluster(clusterOptions);
+    const supervisor = superviseCluster(
+      cluster,
+      () => startCluster(clusterOptions),
+      settings.DEVSTACK_PG_RESTART_DELAY_MS,
+      log,
+    );
+    stops.push(() => supervisor.stop());
 
     const sql = postgres(cluster.url, { prepare: false, max: 2, onnotice: () => {} });
     stops.push(() => sql.end({ timeout: 5 }));
@@ -146,11 +155,56 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
           : undefined,
       })),
     });
-    return { apiUrl, dbUrl: cluster.url, keys, banner, postgresExited: cluster.exited, stop: stopAll };
+    return { apiUrl, dbUrl: cluster.url, keys, banner, postgresExited: supervisor.gaveUp, stop: stopAll };
   } catch (err) {
     await stopAll().catch((stopErr) => log(`while stopping after a failed start: ${stopErr}`));
     throw err;
   }
+}
+
+/**
+ * Keeps Postgres running the way a managed database is kept running: when it exits without being asked to (a crash,
+ * or an immediate shutdown), it is started again on the same data after `delayMs`, and the stack goes on serving
+ * (the functions answer 503 bus_unavailable meanwhile, and reconnect). `gaveUp` resolves with the exit code only when
+ * a restart fails; the stack then shuts down.
+ */
+export function superviseCluster(
+  first: RunningCluster,
+  restart: () => Promise<RunningCluster>,
+  delayMs: number,
+  log: (m: string) => void,
+): { stop(): Promise<void>; stopping(): void; gaveUp: Promise<number> } {
+  let current = first;
+  let stopping = false;
+  let giveUp!: (code: number) => void;
+  const gaveUp = new Promise<number>((r) => (giveUp = r));
+  const watch = (cluster: RunningCluster) => {
+    cluster.exited.then(async (code) => {
+      if (stopping) return;
+      log(`Postgres exited unexpectedly (code ${code}); restarting it in ${delayMs} ms`);
+      await new Promise((r) => setTimeout(r, delayMs));
+      if (stopping) return;
+      try {
+        current = await restart();
+        log("Postgres is back");
+        watch(current);
+      } catch (err) {
+        log(`restarting Postgres failed: ${err instanceof Error ? err.message : err}`);
+        giveUp(code);
+      }
+    });
+  };
+  watch(first);
+  return {
+    gaveUp,
+    stopping: () => {
+      stopping = true;
+    },
+    stop: () => {
+      stopping = true;
+      return current.stop();
+    },
+  };
 }
 
 /** Where provider `name` lives on the stand-in: the real provider's path under a prefix of its own. */

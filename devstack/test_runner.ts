@@ -58,6 +58,20 @@ const nodeCounts = (out: string) => {
   return pass ? { passed: Number(pass[1]), failed: Number(fail?.[1] ?? 0) } : { passed: 0, failed: 1 };
 };
 
+/**
+ * Settings of the test stack beyond spawnStack's: short breaker and queue timeouts and retry pauses, so routing tests
+ * (tests/routing_test.ts) see a route reopen and a queue give up within seconds, and a third provider with a
+ * concurrency limit.
+ */
+const TEST_STACK_ENV = {
+  CIRCUIT_BREAKER_TIMEOUT_SECS: "3",
+  PROVIDER_QUEUE_TIMEOUT_MS: "3000",
+  PROVIDER_RETRY_BASE_MS: "50",
+  MESSAGE_BUS_PROVIDERS: "kimi,glm,limited",
+  LIMITED_MAX_CONCURRENCY: "2",
+  LIMITED_MODEL: "limited-model",
+};
+
 const tsDirs = ["devstack", "supabase/functions", "client", "bench", "tests"].filter((d) => exists(`${ROOT}/${d}`));
 
 let stack: StackProcess | undefined;
@@ -69,7 +83,7 @@ try {
   }
 
   heading("starting a fresh local stack");
-  stack = await spawnStack({ root: ROOT, log: (m) => console.log(m) });
+  stack = await spawnStack({ root: ROOT, log: (m) => console.log(m), env: TEST_STACK_ENV });
   console.log(`stack up: ${stack.apiUrl} (db ${stack.dbUrl})`);
   const env = stack.testEnv();
 

@@ -9,6 +9,8 @@ import { resolve } from "node:path";
 import { clusterHome, isRoot, PG_USER } from "./location.ts";
 
 export interface ClusterOptions {
+  /** A restart of a cluster that ran before: never initialise a new one (its data must be there). */
+  restart?: boolean;
   /**
    * The data folder (DEVSTACK_DATA_DIR): the cluster's `pgdata/` and `postgres.log` go in it, or, when `postgres`
    * cannot reach it, in the folder location.ts picks.
@@ -42,6 +44,9 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   const log = opts.log ?? (() => {});
   const home = await clusterHome(opts.dir, log);
   const dataDir = resolve(home, "pgdata");
+  if (opts.restart && !(await exists(`${dataDir}/PG_VERSION`))) {
+    throw new Error(`The cluster's data in ${dataDir} is gone; not initialising a new one in its place`);
+  }
   await ensureInitialised(dataDir, opts.pgBin, log);
   await refuseIfRunning(dataDir);
 

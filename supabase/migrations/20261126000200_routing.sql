@@ -52,7 +52,8 @@ create function bus.route_states(p_routes jsonb)
 returns table (provider text, model text, state text, open_until timestamptz, trial_in_flight boolean)
 language sql stable security definer set search_path = '' as $$
   select r.value ->> 'provider', r.value ->> 'model',
-         coalesce(bus.route_state(x.state, x.open_until, x.trial_until), 'closed'), x.open_until,
+         case when x.provider is null then 'closed' else bus.route_state(x.state, x.open_until, x.trial_until) end,
+         x.open_until,
          coalesce(x.state = 'half_open' and x.trial_until > now(), false)
   from jsonb_array_elements(p_routes) r
   left join bus.routes x on x.provider = r.value ->> 'provider' and x.model = r.value ->> 'model'

@@ -44,8 +44,9 @@ export interface Recorded {
   created: boolean;
   /** `pending` for a new message; the earlier one's status for a repeat; `rate_limited` past the caller's limit. */
   status: string;
-  /** The requested route's circuit state (new messages only). */
+  /** The requested route's circuit state (new messages only), and until when it is open. */
   routeState: "closed" | "open" | "half_open" | null;
+  routeOpenUntil: Date | null;
   /** Whether a concurrency slot was taken (null: no limit, or the route is not closed). */
   slot: boolean | null;
   rate: RateStanding | null;
@@ -67,12 +68,14 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
       status: string;
       created: boolean;
       route_state: Recorded["routeState"];
+      route_open_until: Date | null;
       slot: boolean | null;
       rate_limit: number | null;
       rate_remaining: number | null;
       rate_reset_seconds: number | null;
     }[]>`
-    select transaction_id, status, created, route_state, slot, rate_limit, rate_remaining, rate_reset_seconds
+    select transaction_id, status, created, route_state, route_open_until, slot, rate_limit, rate_remaining,
+           rate_reset_seconds
     from bus.begin_message(
       p_owner => ${m.owner}::uuid, p_tool => ${m.tool}, p_provider => ${m.provider}, p_model => ${m.model},
       p_session_id => ${m.sessionId ?? null}, p_idempotency_key => ${m.idempotencyKey ?? null},
@@ -93,6 +96,7 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
     created: row.created,
     status: row.status,
     routeState: row.route_state,
+    routeOpenUntil: row.route_open_until,
     slot: row.slot,
     rate: row.rate_limit === null
       ? null

@@ -51,7 +51,7 @@ export interface RunArgs {
   /** The requested route first, then its fallbacks, in order. */
   routes: Route[];
   /** What begin_message said of the first route (no query of its own on the healthy path). */
-  primary?: { state: CircuitState; slot: boolean | null };
+  primary?: { state: CircuitState; openUntil?: Date | null; slot: boolean | null };
   settings: Settings;
   /** Provider HTTP, injectable for tests. */
   fetch?: typeof fetch;
@@ -93,8 +93,10 @@ export async function runMessage(a: RunArgs): Promise<MessageRow> {
         continue;
       }
       let state: CircuitState;
-      if (i === 0 && a.primary) state = a.primary.state;
-      else {
+      if (i === 0 && a.primary) {
+        state = a.primary.state;
+        if (state === "open" && a.primary.openUntil) reopensAt = a.primary.openUntil.getTime();
+      } else {
         fallbackStates ??= await routeStates(
           a.sql,
           a.routes.map((r) => ({ provider: r.provider.name, model: r.model })),

@@ -157,7 +157,7 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
         input: body.input,
         inputJson,
         routes,
-        primary: { state: recorded.routeState ?? "closed", slot: recorded.slot },
+        primary: { state: recorded.routeState ?? "closed", openUntil: recorded.routeOpenUntil, slot: recorded.slot },
         settings: s,
         fetch: deps.fetch,
       });
