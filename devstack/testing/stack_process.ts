@@ -19,6 +19,8 @@ export interface StackProcess {
   logPath: string;
   /** The environment the tests get. */
   testEnv(): Record<string, string>;
+  /** Kills the stack with SIGKILL, as a crash would (its Postgres is stopped by the watchdog; its data stays). */
+  kill(): Promise<void>;
   /** Stops the stack; `clean` is false when it had to be killed or exited non-zero. */
   stop(): Promise<{ clean: boolean; code: number }>;
   /** Removes the temporary data folder (and the cluster's folder, when it had to live elsewhere: location.ts). */
@@ -39,9 +41,11 @@ export async function spawnStack(opts: {
   log?: (m: string) => void;
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Start on the data of an earlier stack (stopped or killed) instead of a new cluster. */
+  dataDir?: string;
 }): Promise<StackProcess> {
   const apiPort = freePort(), dbPort = freePort(), standinPort = freePort();
-  const dataDir = await tempDataDir(opts.root);
+  const dataDir = opts.dataDir ?? await tempDataDir(opts.root);
   const logPath = `${dataDir}.log`;
   const jwtSecret = DEFAULT_JWT_SECRET;
   const env: Record<string, string> = {
@@ -64,7 +68,13 @@ export async function spawnStack(opts: {
     stderr: "piped",
   }).spawn();
   const stdin = child.stdin.getWriter();
-  const logFile = await Deno.open(logPath, { create: true, write: true, truncate: true });
+  // A restart on earlier data appends to that stack's log.
+  const logFile = await Deno.open(logPath, {
+    create: true,
+    write: true,
+    truncate: !opts.dataDir,
+    append: !!opts.dataDir,
+  });
   const status = child.status;
 
   let banner = "";
@@ -129,6 +139,13 @@ export async function spawnStack(opts: {
       PROVIDER_STANDIN_URL: standinUrl,
       DEVSTACK_DATA_DIR: dataDir,
     }),
+    async kill() {
+      child.kill("SIGKILL");
+      await status;
+      await stdin.close().catch((err) => opts.log?.(`closing the killed stack's stdin: ${err}`));
+      await stderrPump.catch((err) => opts.log?.(`stack log pump: ${err}`));
+      logFile.close();
+    },
     async stop() {
       child.kill("SIGTERM");
       let timer2: ReturnType<typeof setTimeout> | undefined;
