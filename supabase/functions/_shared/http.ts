@@ -8,20 +8,41 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { BusError } from "./errors.ts";
 
+/** Headers a function allows or exposes to browsers beyond the common ones. */
+export interface AppOptions {
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+}
+
 /** Creates the function's app. */
-export function createApp(name: string): Hono {
+export function createApp(name: string, opts: AppOptions = {}): Hono {
   const app = new Hono().basePath(`/${name}`);
   app.use(
     "*",
     cors({
       origin: "*",
-      allowHeaders: ["authorization", "x-client-info", "apikey", "content-type", "idempotency-key"],
-      exposeHeaders: ["etag", "repr-digest", "x-transaction-id", "x-checksum", "content-encoding"],
+      allowHeaders: [
+        "authorization",
+        "x-client-info",
+        "apikey",
+        "content-type",
+        "idempotency-key",
+        ...(opts.allowHeaders ?? []),
+      ],
+      exposeHeaders: [
+        "etag",
+        "repr-digest",
+        "x-transaction-id",
+        "x-checksum",
+        "content-encoding",
+        ...(opts.exposeHeaders ?? []),
+      ],
     }),
   );
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {
-    if (err instanceof BusError) return c.json(err.toBody(), err.status);
+    // The error's headers too: Retry-After of a 503, WWW-Authenticate of a 401.
+    if (err instanceof BusError) return c.json(err.toBody(), err.status, err.headers);
     if (err instanceof HTTPException) {
       return c.json({ error: { code: "http_error", message: err.message || "Request failed" } }, err.status);
     }
