@@ -58,11 +58,15 @@ interface PageInfo {
 
 const encoder = new TextEncoder();
 
+/** Where the server puts a tool error's `{ code, message, ... }` (supabase/functions/mcp/results.ts). */
+export const ERROR_META = "message-bus/error";
+
 /**
  * Reads message `transactionId` through `fetch_message` pages and verifies the joined bytes against the checksum.
  * Returns `{ data, error }`; `error` is a {@link ChecksumMismatchError} when the bytes do not match, a
- * {@link BusClientError} with the tool's error code (`not_found`, `pending`, `message_failed`, `expired`, ...)
- * when the server refused a page, `invalid_response` when an answer is not a page.
+ * {@link BusClientError} with the tool's error code (`not_found`, `pending`, `message_failed`, `expired`, ...,
+ * from the result's `_meta["message-bus/error"]`) when the server refused a page, `invalid_response` when an
+ * answer is not a page.
  */
 export async function readMessageViaMcp(
   client: McpToolCaller,

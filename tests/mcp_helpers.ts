@@ -38,6 +38,11 @@ export async function connectV1(token: string): Promise<{ client: ClientV1; tran
 // deno-lint-ignore no-explicit-any
 export const structured = (result: unknown): any => (result as { structuredContent?: unknown }).structuredContent;
 
+/** The `{ code, message, ... }` of a tool error (the result's `_meta["message-bus/error"]`). */
+// deno-lint-ignore no-explicit-any
+export const toolErrorOf = (result: unknown): any =>
+  (result as { _meta?: Record<string, unknown> })._meta?.["message-bus/error"];
+
 /** The first text block of a tool result. */
 export function firstText(result: unknown): string {
   const block = (result as { content?: Array<{ type: string; text?: string }> }).content?.[0];

@@ -21,6 +21,7 @@ import {
   PREVIOUS,
   standinPrompt,
   structured,
+  toolErrorOf,
 } from "./mcp_helpers.ts";
 
 const TEN_MB = 10 * 1024 * 1024;
@@ -219,7 +220,7 @@ Deno.test("mcp errors: another user's or an unknown id is a tool error in every 
       for (const name of ["fetch_message", "message_meta", "wait_message"]) {
         const r = await theirs.callTool({ name, arguments: { transaction_id: id, timeout_seconds: 1 } });
         assert.equal(r.isError, true, `${name} ${id}`);
-        assert.equal(structured(r).error.code, "not_found", name);
+        assert.equal(toolErrorOf(r).code, "not_found", name);
         assert.ok(!JSON.stringify(r).includes(chat.checksum), "nothing of the message leaks");
       }
     }
@@ -268,8 +269,8 @@ Deno.test("mcp: an offset inside a character is a tool error naming where the ch
       arguments: { transaction_id: chat.transaction_id, offset: lead + 1 },
     });
     assert.equal(r.isError, true);
-    assert.equal(structured(r).error.code, "invalid_offset");
-    assert.equal(structured(r).character_start, lead);
+    assert.equal(toolErrorOf(r).code, "invalid_offset");
+    assert.equal(toolErrorOf(r).character_start, lead);
   } finally {
     await client.close();
   }
@@ -290,7 +291,7 @@ Deno.test("mcp async chat: pending, fetch refused while pending, wait_message un
       arguments: { transaction_id: pending.transaction_id },
     });
     assert.equal(early.isError, true);
-    assert.equal(structured(early).error.code, "pending");
+    assert.equal(toolErrorOf(early).code, "pending");
     const waited = await client.callTool({
       name: "wait_message",
       arguments: { transaction_id: pending.transaction_id, timeout_seconds: 30 },
@@ -311,6 +312,8 @@ Deno.test("mcp: a provider failure is a tool error with the recorded transaction
     const failure = structured(r);
     assert.equal(failure.status, "failed");
     assert.match(failure.transaction_id, /^[0-9a-f-]{36}$/);
+    assert.equal(toolErrorOf(r).transaction_id, failure.transaction_id);
+    assert.equal(toolErrorOf(r).status, "failed");
     const meta = await fetchJson(user.token, `/${failure.transaction_id}/meta`);
     assert.equal(meta.json.status, "failed");
     const list = structured(await client.callTool({ name: "list_messages", arguments: {} }));

@@ -8,6 +8,7 @@ import type { CallToolResult } from "@modelcontextprotocol/server";
 import type { z } from "zod";
 import { checkInvokeRequest, submitInvoke } from "../_shared/invoke/submit.ts";
 import { completedBody } from "../_shared/invoke/answers.ts";
+import { BusError } from "../_shared/errors.ts";
 import type { ToolContext } from "./deps.ts";
 import type { chatInput } from "./schemas.ts";
 import { DEFAULT_PAGE_BYTES } from "./schemas.ts";
@@ -29,16 +30,7 @@ export async function chat(args: ChatArgs, ctx: ToolContext): Promise<CallToolRe
     if (submitted.status === "pending") {
       const id = submitted.transactionId;
       return toolResult(
-        {
-          transaction_id: id,
-          status: "pending",
-          checksum: null,
-          payload_size_bytes: null,
-          finish_reason: null,
-          provider: null,
-          model: null,
-          expires_at: null,
-        },
+        { ...NOTHING_YET, transaction_id: id, status: "pending" },
         `Message ${id} is pending. Call wait_message with this transaction_id, then fetch_message to read it.`,
         [messageLink(id)],
       );
@@ -53,9 +45,23 @@ export async function chat(args: ChatArgs, ctx: ToolContext): Promise<CallToolRe
       [messageLink(out.transaction_id, out.payload_size_bytes, submitted.row.content_type)],
     );
   } catch (err) {
-    return errorResult("chat", err);
+    const result = errorResult("chat", err);
+    // A failure recorded on a message (provider error, busy, unavailable): its transaction, in the output's shape.
+    const id = err instanceof BusError ? err.extra.transaction_id : undefined;
+    if (typeof id === "string") result.structuredContent = { ...NOTHING_YET, transaction_id: id, status: "failed" };
+    return result;
   }
 }
+
+/** The output fields a message has only once completed. */
+const NOTHING_YET = {
+  checksum: null,
+  payload_size_bytes: null,
+  finish_reason: null,
+  provider: null,
+  model: null,
+  expires_at: null,
+};
 
 /** The tool-invoke request for `args` (undefined members are left out by JSON.stringify). */
 export function invokeRequest(args: ChatArgs) {

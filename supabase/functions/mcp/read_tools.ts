@@ -23,7 +23,8 @@ export async function fetchMessage(args: z.output<typeof fetchInput>, ctx: ToolC
     if (!state.ok) {
       if (state.code === "not_found") return unknownMessage(id);
       return toolError(`${state.message}.`, {
-        error: { code: state.code === "failed" ? "message_failed" : state.code, message: state.message },
+        code: state.code === "failed" ? "message_failed" : state.code,
+        message: state.message,
         transaction_id: id,
         status: state.row?.status,
       });

@@ -17,9 +17,13 @@ export const MAX_WAIT_SECONDS = 120;
 
 const id = transactionId().describe("The transaction_id that chat (or tool-invoke) returned");
 
-const chatMessage = z.looseObject({
+/** An OpenAI chat message; the fields models send, spelled out so that every client can map the schema. */
+const chatMessage = z.object({
   role: z.enum(["system", "user", "assistant", "tool", "developer"]),
-  content: z.union([z.string(), z.array(z.unknown()), z.null()]),
+  content: z.union([z.string(), z.array(z.looseObject({ type: z.string() })), z.null()]),
+  name: z.string().optional(),
+  tool_call_id: z.string().optional(),
+  tool_calls: z.array(z.looseObject({ id: z.string(), type: z.string() })).optional(),
 });
 
 export const chatInput = z.object({
@@ -119,7 +123,10 @@ export const metaOutput = z.looseObject({
   updated_at: z.string(),
   retrieved_count: z.number().int(),
   error: z.looseObject({ code: z.string(), message: z.string() }).nullable(),
-  watcher: z.looseObject({ verdict: z.enum(["ok", "warning", "error"]), findings: z.array(z.unknown()) }).nullable(),
+  watcher: z.object({
+    verdict: z.enum(["ok", "warning", "error"]),
+    findings: z.array(z.looseObject({ code: z.string(), message: z.string() })),
+  }).nullable(),
 });
 
 export const listOutput = z.object({ messages: z.array(metaOutput) });
