@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { SdkHttpError } from "@modelcontextprotocol/client";
 import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { newUser, testStack } from "../devstack/testing/env.ts";
@@ -338,4 +339,79 @@ Deno.test("mcp HTTP: bad JSON 400, a body over the limit 413, GET 405 — never 
   await get.body?.cancel();
   const wrong = await postMcp({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: 5 } }, auth);
   assert.ok(wrong.status < 500, wrong.text);
+});
+
+Deno.test("mcp property: random tool arguments and resource URIs, on both eras, never get a 5xx or an internal error", async () => {
+  const user = await newUser();
+  const { client } = await connectV2(user.token);
+  const chat = structured(
+    await client.callTool({ name: "chat", arguments: { prompt: standinPrompt({ bytes: 300_000 }) } }),
+  );
+  await client.close();
+  const id: string = chat.transaction_id;
+  const envelope = {
+    "io.modelcontextprotocol/protocolVersion": CURRENT,
+    "io.modelcontextprotocol/clientInfo": { name: "property", version: "1" },
+    "io.modelcontextprotocol/clientCapabilities": {},
+  };
+  const anyId = fc.oneof(fc.constant(id), fc.uuid(), fc.string(), fc.constant(` ${id.toUpperCase()} `));
+  const params = fc.oneof(
+    fc.record({
+      name: fc.constant("fetch_message"),
+      arguments: fc.record({
+        transaction_id: anyId,
+        offset: fc.oneof(fc.integer({ min: -5, max: 310_000 }), fc.double(), fc.string(), fc.constant(2 ** 60)),
+        max_bytes: fc.oneof(fc.integer({ min: -5, max: 5_000_000 }), fc.constantFrom(4, 5)),
+      }, { requiredKeys: [] }),
+    }),
+    fc.record({
+      name: fc.constantFrom("message_meta", "wait_message"),
+      arguments: fc.record({ transaction_id: anyId, timeout_seconds: fc.constantFrom(1, 0, -1, "x", 1e9) }, {
+        requiredKeys: [],
+      }),
+    }),
+    fc.record({
+      name: fc.constant("list_messages"),
+      arguments: fc.record({
+        since: fc.oneof(fc.string(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+        limit: fc.oneof(fc.integer(), fc.string()),
+      }, { requiredKeys: [] }),
+    }),
+    fc.record({
+      name: fc.constant("chat"),
+      arguments: fc.record({
+        prompt: fc.oneof(fc.string(), fc.constantFrom("\u0000", "\ud800")),
+        messages: fc.jsonValue(),
+        provider: fc.string(),
+        max_tokens: fc.oneof(fc.integer(), fc.double()),
+        mode: fc.string(),
+        ttl_seconds: fc.integer(),
+      }, { requiredKeys: [] }),
+    }),
+    fc.record({ uri: fc.oneof(fc.constant(`bus://messages/${id}`), fc.string().map((s) => `bus://messages/${s}`)) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(params, fc.boolean(), async (p, modern) => {
+      const method = "uri" in p ? "resources/read" : "tools/call";
+      const headers: Record<string, string> = {
+        authorization: `Bearer ${user.token}`,
+        "mcp-protocol-version": modern ? CURRENT : PREVIOUS,
+      };
+      if (modern) {
+        headers["mcp-method"] = method;
+        headers["mcp-name"] = "uri" in p ? p.uri : p.name;
+      }
+      const body = { jsonrpc: "2.0", id: 1, method, params: modern ? { ...p, _meta: envelope } : p };
+      let res;
+      try {
+        res = await postMcp(body, headers);
+      } catch (err) {
+        if (err instanceof TypeError && /header/i.test(err.message)) return; // a generated name no header can carry
+        throw err;
+      }
+      assert.ok(res.status < 500, `${res.status}: ${res.text.slice(0, 300)}`);
+      assert.ok(!res.text.includes("Internal error"), res.text.slice(0, 300));
+    }),
+    { numRuns: 250 },
+  );
 });

@@ -21,6 +21,7 @@ import { z } from "zod";
 import { authInfoOf, mcpCaller } from "./auth.ts";
 import type { McpDeps } from "./deps.ts";
 import { createBusMcpServer } from "./server.ts";
+import { rateLimitedLog } from "./rate_limited_log.ts";
 
 /** Headers of Streamable HTTP that browsers must be allowed to send and read. */
 const MCP_REQUEST_HEADERS = [
@@ -42,7 +43,7 @@ export function createMcpApp(deps: McpDeps) {
     // The door below has bounded the body already; this is the SDK's own bound for what reaches it unparsed.
     maxRequestBodySize: s.MCP_MAX_BODY_MB * 1024 * 1024,
     // Reporting only: the SDK has answered the client already (a rejected envelope, a closed stream).
-    onerror: (err) => console.warn(`[mcp] ${err.message}`),
+    onerror: rateLimitedLog("[mcp]", 20, 60_000),
   });
 
   const app = createApp("mcp", { allowHeaders: MCP_REQUEST_HEADERS, exposeHeaders: MCP_RESPONSE_HEADERS });
