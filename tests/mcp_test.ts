@@ -52,6 +52,9 @@ Deno.test("mcp auth: no token, a bad token or the anon key → 401 with WWW-Auth
     assert.equal(JSON.parse(res.text).error.code, "unauthorized", what);
   }
   await assert.rejects(connectV2("not-a-jwt"), (err: unknown) => err instanceof SdkHttpError && err.status === 401);
+  const { client } = await connectV2(testStack().serviceRoleKey);
+  assert.equal((await client.listTools()).tools.length, 5, "the service role is a caller too");
+  await client.close();
   await assert.rejects(
     connectV1("not-a-jwt"),
     (err: unknown) => err instanceof StreamableHTTPError && (err as { code?: number }).code === 401,
