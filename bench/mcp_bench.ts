@@ -328,8 +328,9 @@ ${
     ).join("\n")
   }
 
-Paging a gzip payload without a paused decoder costs n²/2 decoding (n pages); the MCP server therefore parks the
-decoder where a page ended (at most 8 per instance, closed after 60 s idle, keyed by caller, message and checksum) and
+"Whole pass" counts the payload reads only; each MCP page also reads the message's meta (one transaction) and crosses
+HTTP and the SDKs (the table above). Paging a gzip payload without a paused decoder costs n²/2 decoding (n pages); the
+MCP server therefore parks the decoder where a page ended (at most 8 per instance, closed after 60 s idle, keyed by caller, message and checksum) and
 the caller's next page continues it, so a read in order costs one decoding. A page read out of order, or on another
 instance, decodes from the first byte again — correct, only slower. Raw payloads seek the chunks that hold the page.
 `;
