@@ -14,6 +14,9 @@ import { payloadText } from "./payload_text.ts";
 import type { fetchInput, idInput, listInput, waitInput } from "./schemas.ts";
 import { errorResult, messageLink, toolError, toolResult, unknownMessage } from "./results.ts";
 
+/** Lines of list_messages' text (one per message) before the rest is left to structuredContent. */
+const TEXT_LINES = 50;
+
 /** One page of a message's payload. */
 export async function fetchMessage(args: z.output<typeof fetchInput>, ctx: ToolContext): Promise<CallToolResult> {
   const id = args.transaction_id;
@@ -88,9 +91,13 @@ export async function listMessages(args: z.output<typeof listInput>, ctx: ToolCo
     const more = messages.length === args.limit
       ? `\nThere may be more: call again with since ${messages.at(-1)!.updated_at}.`
       : "";
+    // The text stays short for the model; structuredContent has every meta.
+    const shown = lines.length > TEXT_LINES
+      ? [...lines.slice(0, TEXT_LINES), `… ${lines.length - TEXT_LINES} more in structuredContent`]
+      : lines;
     const text = messages.length === 0
       ? `No messages changed after ${args.since}.`
-      : `${messages.length} message(s), oldest change first:\n${lines.join("\n")}${more}`;
+      : `${messages.length} message(s), oldest change first:\n${shown.join("\n")}${more}`;
     return toolResult({ messages }, text);
   } catch (err) {
     return errorResult("list_messages", err);

@@ -93,7 +93,10 @@ export const listInput = z.object({
   since: isoTime().default("1970-01-01T00:00:00Z").describe(
     "Only messages changed after this ISO time; pass the last updated_at to continue.",
   ),
-  limit: z.number().int().min(1).max(1000).default(100),
+  // Default 20: a result of 1000 metas (about 1.2 MB) would pass any client's cap on tool results.
+  limit: z.number().int().min(1).max(1000).default(20).describe(
+    "How many (default 20, at most 1000; each meta is about 1 KB of JSON).",
+  ),
 });
 
 export const waitInput = z.object({
