@@ -1,15 +1,19 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks one after another (each starts its own stack) and leaves their
- * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup, mcp (default: all).
+ * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup, hardening, mcp
+ * (default: all). Options (`--name value`) go to every benchmark, e.g. `--before <rev>` for hardening.
  */
 const BENCHES: Record<string, string> = {
   "claim-check": "bench/claim_check_bench.ts",
   realtime: "bench/realtime_bench.ts",
   cleanup: "bench/cleanup_bench.ts",
+  hardening: "bench/hardening_bench.ts",
   mcp: "bench/mcp_bench.ts",
 };
 
-const chosen = Deno.args.length ? Deno.args : Object.keys(BENCHES);
+const names = Deno.args.filter((a, i) => !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--"));
+const options = Deno.args.filter((a) => !names.includes(a));
+const chosen = names.length ? names : Object.keys(BENCHES);
 let failed = 0;
 for (const name of chosen) {
   const file = BENCHES[name];
@@ -27,7 +31,7 @@ for (const name of chosen) {
   }
   console.error(`\n=== benchmark ${name} ===`);
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", file],
+    args: ["run", "-A", file, ...options],
     stdout: "inherit",
     stderr: "inherit",
   })

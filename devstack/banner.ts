@@ -21,7 +21,7 @@ export function renderBanner(info: BannerInfo): string {
     `         API URL: ${info.apiUrl}`,
     `       Functions: ${info.apiUrl}/functions/v1/<name>`,
     `        Realtime: ${info.apiUrl.replace(/^http/, "ws")}/realtime/v1/websocket`,
-    `       Dashboard: ${info.apiUrl}/dashboard/?token=<user JWT>`,
+    `       Dashboard: ${info.apiUrl}/dashboard/  (sign in with a user token: npm run -s token)`,
     `          DB URL: ${info.dbUrl}`,
     `        anon key: ${info.keys.anon}`,
     `service_role key: ${info.keys.serviceRole}`,

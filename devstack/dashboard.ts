@@ -1,8 +1,8 @@
 /**
- * Serves the live dashboard (client/dashboard/) at `/dashboard/` on the local gateway. Hosted Supabase rewrites
- * HTML answers of functions to text/plain (supabase-platform.md §1.7), so in production the dashboard is a static
- * site: `deno bundle --platform browser -o app.js client/dashboard/app.ts` plus index.html, on any static host.
- * Locally the bundle is built on first request and kept in memory.
+ * Serves the live dashboard (client/dashboard/) at `/dashboard/` on the local gateway, bundled from
+ * client/dashboard/main.ts (the API is the origin that served the page). Hosted Supabase rewrites HTML answers of
+ * functions to text/plain (supabase-platform.md §1.7), so in production the dashboard is a static site built with
+ * `npm run dashboard:build` (dashboard_build.ts). Locally the bundle is built on first request and kept in memory.
  */
 const DASHBOARD = new URL("../client/dashboard/", import.meta.url);
 
@@ -11,7 +11,7 @@ export function createDashboard(log: (m: string) => void): (req: Request) => Pro
   let bundle: Promise<Uint8Array<ArrayBuffer>> | undefined;
   const build = async () => {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--platform", "browser", new URL("app.ts", DASHBOARD).pathname],
+      args: ["bundle", "--platform", "browser", new URL("main.ts", DASHBOARD).pathname],
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -17,6 +17,7 @@ import { createRealtime } from "./realtime/server.ts";
 import { serveProviderStandin } from "./provider/server.ts";
 import { renderBanner } from "./banner.ts";
 import { createDashboard } from "./dashboard.ts";
+import { assertPortsFree, type PortUse } from "./ports.ts";
 
 export interface StackOptions {
   /** Repository root (holds supabase/ and .env). */
@@ -49,6 +50,16 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
     stops.length = 0;
   };
 
+  // Providers without a key point at the local OpenAI-compatible stand-in (CONTRACT.md §3).
+  const standinProviders = (["kimi", "glm"] as const).filter((p) => !env[`${p.toUpperCase()}_API_KEY`]);
+  // Before anything starts: a taken port is named with its setting, and nothing is left half-started.
+  const ports: PortUse[] = [
+    { setting: "API_PORT", port: settings.API_PORT },
+    { setting: "DB_PORT", port: settings.DB_PORT },
+  ];
+  if (standinProviders.length) ports.push({ setting: "PROVIDER_STANDIN_PORT", port: settings.PROVIDER_STANDIN_PORT });
+  assertPortsFree(ports);
+
   try {
     const cluster = await startCluster({
       dir: resolve(root, settings.DEVSTACK_DATA_DIR),
@@ -67,8 +78,6 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
     await upsertVaultSecret(sql, VAULT_PROJECT_URL, apiUrl);
     await upsertVaultSecret(sql, VAULT_SERVICE_ROLE_KEY, keys.serviceRole);
 
-    // Providers without a key point at the local OpenAI-compatible stand-in (CONTRACT.md §3).
-    const standinProviders = (["kimi", "glm"] as const).filter((p) => !env[`${p.toUpperCase()}_API_KEY`]);
     const functionEnv: Record<string, string> = { ...env };
     if (standinProviders.length > 0) {
       const standin = serveProviderStandin({ hostname: "127.0.0.1", port: settings.PROVIDER_STANDIN_PORT });

@@ -161,7 +161,13 @@ Deno.test("cli tail prints the caller's live events as JSON lines", async () => 
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, "tail", "--count", "2"],
     cwd: ROOT,
-    env: { ...inherited(), SUPABASE_URL: stack.url, BUS_ACCESS_TOKEN: user.token, NO_COLOR: "1" },
+    env: {
+      ...inherited(),
+      SUPABASE_URL: stack.url,
+      BUS_ACCESS_TOKEN: user.token,
+      NO_COLOR: "1",
+      DENO_NO_PACKAGE_JSON: "1", // as cli() runs it: without it Deno resolves package.json and downloads packages
+    },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",

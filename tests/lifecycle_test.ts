@@ -6,98 +6,13 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort } from "../devstack/testing/stack_process.ts";
+import { descendants, listening, npmStart as npmStartIn, waitGone } from "../devstack/testing/processes.ts";
+import { removeClusterFolder } from "../devstack/postgres/location.ts";
 import { mintStackKeys } from "../devstack/keys.ts";
 import { DEFAULT_JWT_SECRET } from "../devstack/settings.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-interface Started {
-  child: Deno.ChildProcess;
-  output: () => string;
-}
-
-async function npmStart(env: Record<string, string>): Promise<Started> {
-  const child = new Deno.Command("npm", {
-    args: ["start"],
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  const decoder = new TextDecoder();
-  const ready = (async () => {
-    for await (const chunk of child.stdout) {
-      out += decoder.decode(chunk, { stream: true });
-      if (out.includes("Press Ctrl-C to stop.")) return true;
-    }
-    return false;
-  })();
-  (async () => {
-    for await (const chunk of child.stderr) out += decoder.decode(chunk, { stream: true });
-  })();
-  const timeout = new Promise<false>((r) => setTimeout(() => r(false), 120_000));
-  const ok = await Promise.race([ready, timeout]);
-  if (!ok) {
-    child.kill("SIGKILL");
-    throw new Error(`npm start did not come up:\n${out}`);
-  }
-  // keep draining stdout so the pipe never fills
-  (async () => {
-    for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
-  })().catch((err) => console.error(`draining npm start output: ${err}`));
-  return { child, output: () => out };
-}
-
-/** Every descendant pid of `pid` (Linux /proc). */
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  let tasks: Deno.DirEntry[] = [];
-  try {
-    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return out;
-    throw err;
-  }
-  for (const t of tasks) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/children`);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    for (const child of text.split(/\s+/).filter(Boolean).map(Number)) out.push(child, ...descendants(child));
-  }
-  return out;
-}
-
-const alive = (pid: number) => {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z/.test(stat); // zombies are gone for our purposes
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-};
-
-async function listening(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.ConnectionRefused) return false;
-    throw err;
-  }
-}
-
-async function waitGone(pids: number[], ms = 30_000): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 100));
-  return pids.filter(alive);
-}
+const npmStart = (env: Record<string, string>) => npmStartIn(ROOT, env);
 
 Deno.test("npm start serves, stops cleanly on SIGTERM, restarts with the same data, and dies with its parent", async () => {
   await Deno.mkdir(`${ROOT}.devstack`, { recursive: true });
@@ -156,6 +71,6 @@ Deno.test("npm start serves, stops cleanly on SIGTERM, restarts with the same da
     assert.deepEqual(await waitGone(tree), [], "Postgres and the watchdog stop when the stack is killed");
     assert.deepEqual(await listening(ports.db), false);
   } finally {
-    await Deno.remove(dataDir, { recursive: true });
+    await removeClusterFolder(dataDir);
   }
 });

@@ -3,15 +3,18 @@
 /**
  * The live dashboard: the signed-in user's messages and per-provider figures, updated as Realtime pushes status
  * changes and watcher observations, with a button that fetches a payload in the browser and verifies its
- * SHA-256. Runs on the SDK (client/mod.ts); bundled for browsers with `deno bundle --platform browser`.
- * Query parameters: `token` (the user's JWT; else the form), `url` (the project URL; default this origin).
+ * SHA-256. Runs on the SDK (client/mod.ts); bundled for browsers with `deno bundle --platform browser` from an
+ * entry that fixes the API origin: main.ts (this origin, for the copy the local stack serves) or the entry
+ * devstack/dashboard_build.ts writes for a static deployment.
+ *
+ * Nothing is taken from the address: a token or API URL in the query string would leak into server logs, browser
+ * history and Referer headers. The token is typed into the form and kept in memory only (gone on reload; never in
+ * localStorage or sessionStorage).
  */
 import { createBusClient } from "../mod.ts";
 import type { MessageMeta } from "../types.ts";
 import { providerFigures } from "./metrics.ts";
 
-const params = new URLSearchParams(location.search);
-const url = params.get("url") ?? location.origin;
 const messages = new Map<string, MessageMeta>();
 const verification = new Map<string, { ok: boolean; text: string }>();
 
@@ -112,15 +115,22 @@ async function refresh(bus: ReturnType<typeof createBusClient>, id: string): Pro
   else messages.set(id, data);
 }
 
-async function start(token: string): Promise<void> {
+/** Signs in with `token`: lists the user's messages, then follows them live. False when the token is refused. */
+async function start(url: string, token: string): Promise<boolean> {
   const bus = createBusClient({ url, accessToken: token });
   const { data, error } = await bus.list({ limit: 1000 });
   if (error) {
     $("error").textContent = `${error.code}: ${error.message}`;
-    return;
+    await bus.close();
+    return false;
   }
   for (const m of data) messages.set(m.transaction_id, m);
   render(bus);
+  follow(bus);
+  return true;
+}
+
+async function follow(bus: ReturnType<typeof createBusClient>): Promise<void> {
   $("live").classList.add("on");
   $("live-text").textContent = "live";
   try {
@@ -135,10 +145,25 @@ async function start(token: string): Promise<void> {
   }
 }
 
-$("auth").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const token = ($("token") as HTMLInputElement).value.trim();
-  if (token) start(token);
-});
-const initial = params.get("token");
-if (initial) start(initial);
+/**
+ * Wires the page to the bus at `apiOrigin` (e.g. `location.origin`, or `https://<ref>.supabase.co`): the sign-in
+ * form starts the live view with the token typed into it.
+ */
+export function mountDashboard(apiOrigin: string): void {
+  if (new URLSearchParams(location.search).has("token")) {
+    // An old link with ?token=: not used, and taken out of the address bar and this history entry.
+    history.replaceState(null, "", location.pathname + location.hash);
+    $("error").textContent = "a token in the address is ignored: enter it in the form";
+  }
+  const form = $("auth") as HTMLFormElement;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("token") as HTMLInputElement;
+    const token = input.value.trim();
+    input.value = ""; // held by the client only, not left in the page's form
+    if (!token) return;
+    $("error").textContent = "";
+    form.hidden = true;
+    if (!(await start(apiOrigin, token))) form.hidden = false; // refused: let the user try another token
+  });
+}

@@ -1,8 +1,9 @@
 /**
  * The gateway's token handling, copied from the platform:
  * - Kong's Authorization rewrite for new-format API keys (supabase-platform.md §1.9 step 2);
- * - `verify_jwt`: a valid HS256 JWT in `Authorization: Bearer`, else 401 with the hosted bodies (§1.9 step 4,
- *   §1.10; CONTRACT.md §2).
+ * - `verify_jwt`: a valid HS256 JWT with an `exp` claim in `Authorization: Bearer`, else 401 with the hosted bodies
+ *   (§1.9 step 4, §1.10; CONTRACT.md §2). A token without `exp` is refused as on hosted Supabase (issue #11; the
+ *   reference documents the same rule for Realtime, §3.4); jose alone would accept it, so the claim is required.
  */
 import { jwtVerify } from "jose";
 import type { StackKeys } from "../keys.ts";
@@ -33,7 +34,7 @@ export async function verifyBearer(
   const match = /^Bearer\s+(\S+)$/i.exec(auth);
   if (!match) return INVALID_JWT;
   try {
-    await jwtVerify(match[1], jwtSecret, { algorithms: ["HS256"] });
+    await jwtVerify(match[1], jwtSecret, { algorithms: ["HS256"], requiredClaims: ["exp"] });
     return null;
   } catch (err) {
     if (err instanceof Error && "code" in err && String((err as { code: unknown }).code).startsWith("ERR_J")) {

@@ -1,15 +1,18 @@
 /**
  * Lifecycle of the local PostgreSQL 15 cluster: initdb on first use, start through the watchdog, wait until it
- * accepts connections, stop. Postgres refuses to run as root, so when the stack runs as root the cluster runs
- * as the unprivileged `postgres` user (setpriv) and its data directory is owned by that user.
+ * accepts connections and proves to be the cluster just started, stop. Postgres refuses to run as root, so when
+ * the stack runs as root the cluster runs as the unprivileged `postgres` user (setpriv), its data directory is
+ * owned by that user, and it lives where that user can reach it (location.ts).
  */
 import postgres from "postgres";
 import { resolve } from "node:path";
-
-const PG_USER = "postgres";
+import { clusterHome, isRoot, PG_USER } from "./location.ts";
 
 export interface ClusterOptions {
-  /** Folder holding the cluster (its `pgdata/` subfolder is the data directory). */
+  /**
+   * The data folder (DEVSTACK_DATA_DIR): the cluster's `pgdata/` and `postgres.log` go in it, or, when `postgres`
+   * cannot reach it, in the folder location.ts picks.
+   */
   dir: string;
   port: number;
   /** Folder of the PostgreSQL 15 server binaries. */
@@ -21,23 +24,35 @@ export interface ClusterOptions {
 
 export interface RunningCluster {
   url: string;
+  /** The data directory (`<home>/pgdata`). */
   dataDir: string;
+  /** The random `cluster_name` this start gave the cluster (also in its process titles). */
+  clusterName: string;
   /** Fast shutdown; resolves when the postmaster has exited. */
   stop(): Promise<void>;
   /** Resolves with the exit code if Postgres exits on its own. */
   exited: Promise<number>;
 }
 
-const isRoot = () => Deno.uid() === 0;
-
-/** Initialises the cluster if needed and starts it. */
+/**
+ * Initialises the cluster if needed and starts it.
+ * @throws Error when it cannot start, or when what answers on the port is not the cluster just started.
+ */
 export async function startCluster(opts: ClusterOptions): Promise<RunningCluster> {
   const log = opts.log ?? (() => {});
-  const dataDir = resolve(opts.dir, "pgdata");
+  const home = await clusterHome(opts.dir, log);
+  const dataDir = resolve(home, "pgdata");
   await ensureInitialised(dataDir, opts.pgBin, log);
   await refuseIfRunning(dataDir);
 
-  const pgArgs = ["-D", dataDir, ...Object.entries(clusterSettings(opts)).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+  // A name only this start knows: the stack checks it before using the database, so it never migrates a Postgres
+  // it did not start (one that took DB_PORT first, say).
+  const clusterName = `devstack-${crypto.randomUUID()}`;
+  const pgArgs = [
+    "-D",
+    dataDir,
+    ...Object.entries({ ...clusterSettings(opts), cluster_name: clusterName }).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+  ];
   const asUser = isRoot() ? ["setpriv", "--reuid", PG_USER, "--regid", PG_USER, "--init-groups"] : [];
   const watchdog = new URL("./watchdog.ts", import.meta.url).pathname;
   const cmd = new Deno.Command("setsid", {
@@ -48,7 +63,8 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   });
   // `setsid` execs its argument: the watchdog leads a new session, out of reach of the terminal's Ctrl-C.
   const child = cmd.spawn();
-  const logFile = await Deno.open(resolve(opts.dir, "postgres.log"), { create: true, append: true, write: true });
+  const logPath = resolve(home, "postgres.log");
+  const logFile = await Deno.open(logPath, { create: true, append: true, write: true });
   const copy = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) await logFile.write(chunk);
   };
@@ -59,23 +75,44 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     return s.code;
   });
 
-  const url = `postgresql://postgres:postgres@127.0.0.1:${opts.port}/postgres`;
-  await waitUntilReady(url, exited, resolve(opts.dir, "postgres.log"));
-  log(`postgres ready on 127.0.0.1:${opts.port} (data ${dataDir})`);
-
   let stopped: Promise<void> | undefined;
-  return {
-    url,
-    dataDir,
-    exited,
-    stop() {
-      stopped ??= (async () => {
-        await stdinWriter.close().catch((err) => log(`closing watchdog pipe: ${err}`));
-        await exited;
-      })();
-      return stopped;
-    },
+  const stop = () => {
+    stopped ??= (async () => {
+      await stdinWriter.close().catch((err) => log(`closing watchdog pipe: ${err}`));
+      await exited;
+    })();
+    return stopped;
   };
+
+  const url = `postgresql://postgres:postgres@127.0.0.1:${opts.port}/postgres`;
+  try {
+    await waitUntilReady(url, exited, logPath);
+    await verifyClusterName(url, clusterName, opts.port);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  log(`postgres ready on 127.0.0.1:${opts.port} (data ${dataDir})`);
+  return { url, dataDir, clusterName, exited, stop };
+}
+
+/**
+ * Checks that the Postgres answering at `url` is the one started with `cluster_name = expected`.
+ * @throws Error naming the port and what answered instead.
+ */
+export async function verifyClusterName(url: string, expected: string, port: number): Promise<void> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ cluster_name: string }[]>`select current_setting('cluster_name') as cluster_name`;
+    if (row.cluster_name !== expected) {
+      throw new Error(
+        `Another Postgres answers on 127.0.0.1:${port} (cluster_name ${JSON.stringify(row.cluster_name)}), not the ` +
+          `cluster this stack started; refusing to use it. Set DB_PORT to a free port.`,
+      );
+    }
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 function clusterSettings(opts: ClusterOptions): Record<string, string> {
@@ -95,14 +132,7 @@ function clusterSettings(opts: ClusterOptions): Record<string, string> {
 
 async function ensureInitialised(dataDir: string, pgBin: string, log: (m: string) => void): Promise<void> {
   if (await exists(`${dataDir}/PG_VERSION`)) return;
-  await Deno.mkdir(resolve(dataDir, ".."), { recursive: true, mode: 0o755 });
   await Deno.mkdir(dataDir, { mode: 0o700 });
-  if (isRoot() && !(await postgresUserCanReach(dataDir))) {
-    throw new Error(
-      `The '${PG_USER}' user cannot reach ${dataDir} (a parent folder is not searchable by others). ` +
-        `Set DEVSTACK_DATA_DIR to a folder it can reach, e.g. DEVSTACK_DATA_DIR=/var/tmp/msgbus-data`,
-    );
-  }
   const pwFile = `${dataDir}.pw`;
   await Deno.writeTextFile(pwFile, "postgres\n", { mode: 0o644 });
   if (isRoot()) await run("chown", ["-R", `${PG_USER}:${PG_USER}`, dataDir, pwFile]);
@@ -145,7 +175,14 @@ async function waitUntilReady(url: string, exited: Promise<number>, logPath: str
       await sql`select 1`;
       return;
     } catch (err) {
-      if (!/ECONNREFUSED|starting up|not yet accepting|ECONNRESET/.test(String(err))) throw err;
+      if (!/ECONNREFUSED|starting up|not yet accepting|ECONNRESET/.test(String(err))) {
+        throw new Error(
+          `Postgres at ${url.replace(/:[^:@/]*@/, "@")} refused the stack (${
+            err instanceof Error ? err.message : err
+          }); ` +
+            `if another server uses DB_PORT, set DB_PORT to a free port`,
+        );
+      }
     } finally {
       await sql.end({ timeout: 1 });
     }
@@ -158,17 +195,6 @@ function asPgUser(binary: string, args: string[]): [string, string[]] {
   return isRoot()
     ? ["setpriv", ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", binary, ...args]]
     : [binary, args];
-}
-
-/** True when the unprivileged Postgres user can open `dir` (every parent folder searchable). */
-export async function postgresUserCanReach(dir: string): Promise<boolean> {
-  const parent = resolve(dir, "..");
-  const out = await new Deno.Command("setpriv", {
-    args: ["--reuid", PG_USER, "--regid", PG_USER, "--init-groups", "test", "-x", parent],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return out.success;
 }
 
 async function run(binary: string, args: string[]): Promise<void> {

@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { mintStackKeys, type StackKeys } from "../keys.ts";
 import { DEFAULT_JWT_SECRET } from "../settings.ts";
+import { removeClusterFolder } from "../postgres/location.ts";
 
 export interface StackProcess {
   /** Process id of the stack (gateway, functions and stand-ins run in it; Postgres does not). */
@@ -20,7 +21,7 @@ export interface StackProcess {
   testEnv(): Record<string, string>;
   /** Stops the stack; `clean` is false when it had to be killed or exited non-zero. */
   stop(): Promise<{ clean: boolean; code: number }>;
-  /** Removes the temporary data folder. */
+  /** Removes the temporary data folder (and the cluster's folder, when it had to live elsewhere: location.ts). */
   cleanup(): Promise<void>;
 }
 
@@ -145,7 +146,7 @@ export async function spawnStack(opts: {
       return { clean: result !== "timeout" && code === 0, code };
     },
     async cleanup() {
-      await Deno.remove(dataDir, { recursive: true });
+      await removeClusterFolder(dataDir);
       await Deno.remove(logPath);
     },
   };
@@ -155,6 +156,8 @@ async function tempDataDir(root: string): Promise<string> {
   const base = resolve(root, ".devstack");
   await Deno.mkdir(base, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: base, prefix: "test-" });
-  await Deno.chmod(dir, 0o755); // the unprivileged postgres user must reach the cluster inside it
+  // Our own folder: opened up so that a root-run stack's `postgres` user can keep the cluster in it when the clone's
+  // folders let it through; when they do not, the cluster goes elsewhere (location.ts) and cleanup() removes it.
+  await Deno.chmod(dir, 0o755);
   return dir;
 }

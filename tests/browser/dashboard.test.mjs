@@ -1,6 +1,8 @@
-// The live dashboard in headless Chromium against the running stack: it lists the user's messages with
+// The live dashboard in headless Chromium against the running stack: a token in the address is ignored (not used,
+// not stored, taken out of the address bar); signed in through the form it lists the user's messages with
 // per-provider figures, shows a new message arrive and complete without a reload (Realtime in the browser), and
-// fetches a payload in the browser and verifies its SHA-256 (the SDK's WebCrypto path).
+// fetches a payload in the browser and verifies its SHA-256 (the SDK's WebCrypto path); the token is kept in
+// memory only.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomUUID } from "node:crypto";
@@ -40,7 +42,36 @@ test("the dashboard shows messages live and verifies a payload in the browser", 
   try {
     const page = await browser.newPage();
     page.on("pageerror", (err) => pageErrors.push(err.message));
+    const apiRequests = [];
+    page.on("request", (req) => {
+      const path = new URL(req.url()).pathname;
+      if (path.startsWith("/functions/") || path.startsWith("/realtime/")) apiRequests.push(req.url());
+    });
+    const storage = () =>
+      page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookies: document.cookie }));
+
+    // A token in the query string is not used and not kept: no API call, nothing stored, gone from the address.
     await page.goto(`${API}/dashboard/?token=${token}`);
+    await page.locator('[data-testid="error"]', { hasText: "a token in the address is ignored" }).waitFor({
+      timeout: 20_000,
+    });
+    assert.equal(new URL(page.url()).search, "", "the token is taken out of the address bar");
+    assert.equal(await page.locator("#live.on").count(), 0, "not signed in");
+    assert.equal(await page.locator('[data-testid="count"]').textContent(), "0");
+    assert.deepEqual(apiRequests, [], "no API request was made with the token from the address");
+    assert.deepEqual(await storage(), { local: 0, session: 0, cookies: "" });
+
+    // A refused token says why and leaves the form for another try.
+    await page.locator("#token").fill("not-a-valid-token");
+    await page.locator('#auth button[type="submit"]').click();
+    await page.waitForFunction(() => {
+      const error = document.getElementById("error").textContent;
+      return error !== "" && !error.includes("address") && !document.getElementById("auth").hidden;
+    }, null, { timeout: 20_000 });
+
+    // Signing in through the form.
+    await page.locator("#token").fill(token);
+    await page.locator('#auth button[type="submit"]').click();
     const firstRow = page.locator(`tr[data-id="${first.transaction_id}"]`);
     await firstRow.waitFor({ timeout: 60_000 });
     assert.equal(await firstRow.getAttribute("data-status"), "completed");
@@ -64,6 +95,11 @@ test("the dashboard shows messages live and verifies a payload in the browser", 
     const text = await integrity.textContent();
     assert.ok(text.startsWith(`verified ${first.checksum.slice(0, 19)}`), text);
     assert.ok(text.includes(`(${first.payload_size_bytes} bytes)`), text);
+
+    // The token lives in the page's memory only.
+    assert.deepEqual(await storage(), { local: 0, session: 0, cookies: "" });
+    assert.equal(await page.locator("#token").inputValue(), "", "not left in the form");
+    assert.ok(!page.url().includes(token));
 
     await page.screenshot({ path: new URL("../../.devstack/dashboard.png", import.meta.url).pathname, fullPage: true });
     assert.deepEqual(pageErrors, []);

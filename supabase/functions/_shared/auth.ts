@@ -23,7 +23,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Verifies the bearer token of `c`.
- * @throws BusError 401 when the token is missing, invalid, expired or has no usable role.
+ * @throws BusError 401 when the token is missing, invalid, expired, has no `exp`, or has no usable role.
  */
 export async function authenticate(c: Context, jwtSecret = settings().JWT_SECRET): Promise<Caller> {
   const header = c.req.header("authorization") ?? "";
@@ -31,7 +31,11 @@ export async function authenticate(c: Context, jwtSecret = settings().JWT_SECRET
   if (!match) throw unauthorized("Missing authorization header");
   let claims: Record<string, unknown>;
   try {
-    ({ payload: claims } = await jwtVerify(match[1], new TextEncoder().encode(jwtSecret), { algorithms: ["HS256"] }));
+    // `exp` is required as hosted Supabase requires it; jose alone accepts a token that never expires.
+    ({ payload: claims } = await jwtVerify(match[1], new TextEncoder().encode(jwtSecret), {
+      algorithms: ["HS256"],
+      requiredClaims: ["exp"],
+    }));
   } catch (err) {
     throw unauthorized(`Invalid JWT: ${err instanceof Error ? err.message : String(err)}`);
   }

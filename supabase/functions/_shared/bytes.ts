@@ -12,3 +12,11 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/**
+ * `bytes` as views of at most `size` bytes each, without copying: a large buffer handed to a stream in one piece is
+ * copied whole by whatever consumes it (fetch's request body, the chunker), in pieces only a piece at a time.
+ */
+export function* pieces(bytes: Uint8Array, size = 64 * 1024): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, Math.min(bytes.length, at + size));
+}

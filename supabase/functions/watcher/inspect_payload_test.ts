@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { MissingChunkError, type StoredMeta } from "../_shared/payload_read.ts";
 import { inspectPayload } from "./inspect_payload.ts";
+import { expectLogged } from "../_shared/_expect_logged.ts";
 
 const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
@@ -16,6 +17,13 @@ function bytes(n: number): Uint8Array {
 async function* pieces(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < data.length; at += size) yield data.slice(at, at + size);
 }
+
+/** payload_read logs every mismatch it finds (asserted here, not printed). */
+const mismatchLogged = <T>(read: RegExp, fn: () => Promise<T>) =>
+  expectLogged({
+    must: [new RegExp(`^Checksum mismatch for 01890000-0000-7000-8000-000000000001: .*read ${read.source}`)],
+  }, fn)
+    .then((r) => r.result);
 
 function meta(raw: Uint8Array, compression: "none" | "gzip" = "none"): StoredMeta {
   return { transaction_id: "01890000-0000-7000-8000-000000000001", checksum: sha(raw), chunk_count: 1, compression };
@@ -42,7 +50,7 @@ Deno.test("inspectPayload() keeps only head and tail above the cap, and still ve
   }
   const flipped = raw.slice();
   flipped[40_000] ^= 1;
-  const bad = await inspectPayload(meta(raw), pieces(flipped, 1000), 10_000, 3_000);
+  const bad = await mismatchLogged(/sha256:/, () => inspectPayload(meta(raw), pieces(flipped, 1000), 10_000, 3_000));
   assert.equal(bad.integrity?.code, "checksum_mismatch");
 });
 
@@ -50,7 +58,7 @@ Deno.test("inspectPayload() reports a checksum mismatch as a finding, with both 
   const raw = bytes(5_000);
   const other = bytes(5_000);
   other[0] ^= 0xff;
-  const s = await inspectPayload(meta(raw), pieces(other, 1000), 1_000_000);
+  const s = await mismatchLogged(/sha256:/, () => inspectPayload(meta(raw), pieces(other, 1000), 1_000_000));
   assert.equal(s.integrity?.code, "checksum_mismatch");
   assert.ok(s.integrity?.message.includes(sha(raw)) && s.integrity.message.includes(sha(other)));
   assert.equal(s.whole, undefined);
@@ -63,7 +71,10 @@ Deno.test("inspectPayload() decompresses stored gzip, and reports gzip that no l
   assert.deepEqual(ok.whole, raw);
   const broken = gz.slice();
   for (let i = 20; i < 60; i++) broken[i] ^= 0x5a;
-  const s = await inspectPayload(meta(raw, "gzip"), pieces(broken, 500), 1_000_000);
+  const s = await mismatchLogged(
+    /undecodable gzip/,
+    () => inspectPayload(meta(raw, "gzip"), pieces(broken, 500), 1_000_000),
+  );
   assert.equal(s.integrity?.code, "checksum_mismatch", JSON.stringify(s.integrity));
 });
 

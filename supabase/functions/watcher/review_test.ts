@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { parseSettings, type Settings } from "../_shared/env.ts";
 import { maybeReview, reviewPrompt, sampled } from "./review.ts";
 import { finding } from "./findings.ts";
+import { expectLogged } from "../_shared/_expect_logged.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
 const STANDIN = Deno.env.get("PROVIDER_STANDIN_URL");
@@ -95,11 +96,16 @@ Deno.test("maybeReview() records a failing reviewer once (no retries) and an unp
   await withSql(async (sql) => {
     const settings = settingsWith({ WATCHER_REVIEW_SAMPLE_RATE: "1" });
     const failTag = `review-fail-${crypto.randomUUID()}`;
-    const failed = await maybeReview(
-      id(),
-      { content: `#standin {"tag":"${failTag}","status":500}`, reasoning: "" },
-      context,
-      { sql, settings },
+    const reviewed = id();
+    const { result: failed } = await expectLogged(
+      { must: [new RegExp(`^\\[watcher\\] model review of ${reviewed} failed: 500 `)] },
+      () =>
+        maybeReview(
+          reviewed,
+          { content: `#standin {"tag":"${failTag}","status":500}`, reasoning: "" },
+          context,
+          { sql, settings },
+        ),
     );
     assert.equal(failed?.review.status, "failed");
     assert.ok(failed?.review.error);

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, withDb } from "../db.ts";
 import { CHUNK_SIZE, storedForm, storePayload } from "../payload_store.ts";
+import { pieces } from "../bytes.ts";
 
 export interface NewMessage {
   owner: string;
@@ -64,7 +65,7 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
   const request = await storePayload(
     sql,
     row.transaction_id,
-    ReadableStream.from([m.request]),
+    ReadableStream.from(pieces(m.request)),
     m.maxRequestBytes,
     "request",
   );

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { ProviderRequest, Tool } from "./tool.ts";
+import { pieces } from "../bytes.ts";
 
 const message = z.looseObject({
   role: z.enum(["system", "user", "assistant", "tool", "developer"]),
@@ -58,7 +59,7 @@ export function completionRequest(inputJson: Uint8Array, fields: Record<string, 
         out.set(tail, head.length);
         return out;
       }
-      return ReadableStream.from([head, tail]);
+      return ReadableStream.from([...pieces(head), tail]);
     },
   };
 }

@@ -1,0 +1,116 @@
+/**
+ * Every route of every function, as the door fuzz test attacks it (tests/fuzz_test.ts). A new route is added
+ * here with generators that never make a valid write request (the test asserts that nothing was written).
+ */
+import fc from "fast-check";
+import {
+  badControlBody,
+  badInvokeBody,
+  brokenBody,
+  contentType,
+  idempotencyKey,
+  pathSegment,
+  queryString,
+} from "./requests.ts";
+
+/** Who calls: the gateway and the functions must answer each of these without a 5xx. */
+export type Auth = "none" | "garbage" | "anon" | "user" | "service" | "expired" | "other-secret";
+
+export interface FuzzRequest {
+  method: string;
+  /** After `/functions/v1`. */
+  path: string;
+  headers: Record<string, string>;
+  body?: Uint8Array;
+  auth: Auth;
+}
+
+export interface RouteSpec {
+  name: string;
+  request: fc.Arbitrary<FuzzRequest>;
+}
+
+/** Callers that pass authentication come most often, so that most requests reach the door behind it. */
+const WEIGHT: Record<Auth, number> = {
+  user: 6,
+  service: 4,
+  none: 1,
+  garbage: 1,
+  anon: 1,
+  expired: 1,
+  "other-secret": 1,
+};
+const auth = (...allowed: Auth[]) =>
+  fc.oneof(...allowed.map((a) => ({ arbitrary: fc.constant<Auth>(a), weight: WEIGHT[a] })));
+const ALL_AUTH: Auth[] = ["none", "garbage", "anon", "user", "service", "expired", "other-secret"];
+
+function route(
+  name: string,
+  method: fc.Arbitrary<string>,
+  path: fc.Arbitrary<string>,
+  opts: { body?: fc.Arbitrary<Uint8Array | undefined>; auth?: Auth[]; headers?: fc.Arbitrary<Record<string, string>> } =
+    {},
+): RouteSpec {
+  return {
+    name,
+    request: fc.record({
+      method,
+      path,
+      headers: opts.headers ?? fc.constant({}),
+      body: opts.body ?? fc.constant(undefined),
+      auth: auth(...(opts.auth ?? ALL_AUTH)),
+    }),
+  };
+}
+
+const jsonHeaders = fc.record({ ct: contentType, key: idempotencyKey }).map(({ ct, key }) => {
+  const h: Record<string, string> = {};
+  if (ct !== undefined) h["content-type"] = ct;
+  if (key !== undefined) h["idempotency-key"] = key;
+  return h;
+});
+const otherMethod = fc.constantFrom("PUT", "PATCH", "DELETE");
+const get = fc.constant("GET"), post = fc.constant("POST");
+
+export const ROUTES: RouteSpec[] = [
+  // tool-invoke (CONTRACT.md §4): every body is invalid; every caller, every header.
+  route("tool-invoke POST /", post, queryString.map((q) => `/tool-invoke${q}`), {
+    body: badInvokeBody,
+    headers: jsonHeaders,
+  }),
+  route("tool-invoke POST / (broken bytes)", post, fc.constant("/tool-invoke"), {
+    body: brokenBody,
+    headers: jsonHeaders,
+  }),
+  route(
+    "tool-invoke other paths and methods",
+    fc.oneof(get, post, otherMethod),
+    pathSegment.map((s) => `/tool-invoke/${s}`),
+    {
+      body: fc.option(brokenBody, { nil: undefined }),
+    },
+  ),
+  route("tool-invoke GET /health", get, queryString.map((q) => `/tool-invoke/health${q}`)),
+
+  // message-fetch (§5): reads only.
+  route("message-fetch GET /?since&limit", get, queryString.map((q) => `/message-fetch${q}`)),
+  route("message-fetch GET /<id>", get, fc.tuple(pathSegment, queryString).map(([s, q]) => `/message-fetch/${s}${q}`)),
+  route(
+    "message-fetch GET /<id>/meta",
+    get,
+    fc.tuple(pathSegment, queryString).map(([s, q]) => `/message-fetch/${s}/meta${q}`),
+  ),
+  route(
+    "message-fetch other methods",
+    fc.oneof(post, otherMethod),
+    pathSegment.map((s) => `/message-fetch/${s}`),
+    { body: fc.option(brokenBody, { nil: undefined }) },
+  ),
+  route("message-fetch GET /health", get, fc.constant("/message-fetch/health")),
+
+  // watcher and cleanup (service role only; bodies never valid).
+  route("watcher POST /", post, queryString.map((q) => `/watcher${q}`), { body: badControlBody, headers: jsonHeaders }),
+  route("watcher other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/watcher/${s}`)),
+  route("cleanup POST /", post, queryString.map((q) => `/cleanup${q}`), { body: badControlBody, headers: jsonHeaders }),
+  route("cleanup other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/cleanup/${s}`)),
+];
