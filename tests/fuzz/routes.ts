@@ -12,6 +12,7 @@ import {
   pathSegment,
   queryString,
 } from "./requests.ts";
+import { badMcpBody, mcpHeaders } from "./mcp_requests.ts";
 
 /** Who calls: the gateway and the functions must answer each of these without a 5xx. */
 export type Auth = "none" | "garbage" | "anon" | "user" | "service" | "expired" | "other-secret";
@@ -113,4 +114,13 @@ export const ROUTES: RouteSpec[] = [
   route("watcher other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/watcher/${s}`)),
   route("cleanup POST /", post, queryString.map((q) => `/cleanup${q}`), { body: badControlBody, headers: jsonHeaders }),
   route("cleanup other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/cleanup/${s}`)),
+
+  // mcp (§11): JSON-RPC on both eras; chat calls never valid, other tools and resources read random ids.
+  route("mcp POST /", post, queryString.map((q) => `/mcp${q}`), { body: badMcpBody, headers: mcpHeaders }),
+  route("mcp POST / (broken bytes)", post, fc.constant("/mcp"), { body: brokenBody, headers: mcpHeaders }),
+  route("mcp GET and other methods /", fc.oneof(get, otherMethod), fc.constant("/mcp"), { headers: mcpHeaders }),
+  route("mcp other paths", fc.oneof(get, post, otherMethod), pathSegment.map((s) => `/mcp/${s}`), {
+    body: fc.option(brokenBody, { nil: undefined }),
+  }),
+  route("mcp GET /health", get, fc.constant("/mcp/health")),
 ];

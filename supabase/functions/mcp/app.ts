@@ -42,6 +42,9 @@ export function createMcpApp(deps: McpDeps) {
   const handler = createMcpHandler(({ authInfo }) => createBusMcpServer(authInfo, deps), {
     // The door below has bounded the body already; this is the SDK's own bound for what reaches it unparsed.
     maxRequestBodySize: s.MCP_MAX_BODY_MB * 1024 * 1024,
+    // subscriptions/listen streams stay open (keep-alive every 15 s) and this server's tools and resource template
+    // never change, so nothing would ever be sent on them: a few per instance, not the SDK's default 1024.
+    maxSubscriptions: 8,
     // Reporting only: the SDK has answered the client already (a rejected envelope, a closed stream).
     onerror: rateLimitedLog("[mcp]", 20, 60_000),
   });
