@@ -30,8 +30,11 @@ async function inspector(
   args: string[],
   opts: { token?: string; era?: "legacy" | "modern"; timeoutMs?: number } = {},
 ): Promise<Run> {
-  // Its catalog and client config go to a temporary folder, not to the user's home.
-  home ??= await Deno.makeTempDir({ prefix: "mcp-inspector-" });
+  // Its catalog and client config go to a temporary folder, not to the user's home; removed when the tests end.
+  if (!home) {
+    const dir = home = await Deno.makeTempDir({ prefix: "mcp-inspector-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  }
   const command = new Deno.Command("npx", {
     args: [
       "-y",
