@@ -35,4 +35,5 @@ export {
   RealtimeError,
 } from "./errors.ts";
 export { createSha256, readVerified, type Sha256, statedChecksums } from "./verify.ts";
+export { type McpPayload, type McpToolCaller, readMessageViaMcp, type ReadViaMcpOptions } from "./mcp.ts";
 export type * from "./types.ts";

@@ -132,7 +132,8 @@ export async function readVerified(
   return { bytes: concat(parts), size, checksum: actual };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/** Joins byte arrays (a single part is returned as is). */
+export function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
@@ -147,6 +148,7 @@ function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function fromBase64(b64: string): Uint8Array {
+/** Decodes base64 (Node 20 has no `Uint8Array.fromBase64`). */
+export function fromBase64(b64: string): Uint8Array {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }

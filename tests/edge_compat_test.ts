@@ -18,8 +18,8 @@ const entries = [...Deno.readDirSync(FUNCTIONS)]
   .map((e) => e.name)
   .sort();
 
-Deno.test("the four functions exist", () => {
-  assert.deepEqual(entries, ["cleanup", "message-fetch", "tool-invoke", "watcher"]);
+Deno.test("the functions exist", () => {
+  assert.deepEqual(entries, ["cleanup", "mcp", "message-fetch", "tool-invoke", "watcher"]);
 });
 
 interface InfoModule {

@@ -13,7 +13,7 @@ import { closeRawRequests, rawRequest } from "./fuzz/raw_request.ts";
 
 const RUNS = 10_000;
 const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
-const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup"];
+const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup", "mcp"];
 
 Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5xx, JSON errors and write nothing`, async () => {
   const stack = testStack();
@@ -51,7 +51,10 @@ Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5x
       const body = JSON.parse(text);
       const functionShape = typeof body?.error?.code === "string" && typeof body?.error?.message === "string";
       const gatewayShape = res.status === 401 && body?.code === 401 && typeof body?.message === "string";
-      assert.ok(functionShape || gatewayShape, `error shape: ${what}`);
+      // The MCP SDK answers protocol errors as JSON-RPC error objects, which MCP clients read (CONTRACT.md §11).
+      const jsonRpcShape = r.path.startsWith("/mcp") && body?.jsonrpc === "2.0" &&
+        Number.isInteger(body?.error?.code) && typeof body?.error?.message === "string";
+      assert.ok(functionShape || gatewayShape || jsonRpcShape, `error shape: ${what}`);
     }
   };
 

@@ -12,6 +12,7 @@ import {
   pathSegment,
   queryString,
 } from "./requests.ts";
+import { badMcpBody, mcpHeaders } from "./mcp_requests.ts";
 
 /** Who calls: the gateway and the functions must answer each of these without a 5xx. */
 export type Auth = "none" | "garbage" | "anon" | "user" | "service" | "expired" | "other-secret";
@@ -69,6 +70,7 @@ const jsonHeaders = fc.record({ ct: contentType, key: idempotencyKey }).map(({ c
   if (key !== undefined) h["idempotency-key"] = key;
   return h;
 });
+const enc = new TextEncoder();
 const otherMethod = fc.constantFrom("PUT", "PATCH", "DELETE");
 const get = fc.constant("GET"), post = fc.constant("POST");
 
@@ -91,6 +93,23 @@ export const ROUTES: RouteSpec[] = [
     },
   ),
   route("tool-invoke GET /health", get, queryString.map((q) => `/tool-invoke/health${q}`)),
+  // The dispatcher (service role, pg_cron) takes only {}: every body here is something else.
+  route("tool-invoke POST /dispatch", post, queryString.map((q) => `/tool-invoke/dispatch${q}`), {
+    body: badControlBody,
+    headers: jsonHeaders,
+  }),
+  // Another run of a message, and a replay: ids that are not messages (404) or not ids (400); nothing is written.
+  route("tool-invoke POST /<id>/run", post, pathSegment.map((s) => `/tool-invoke/${s}/run`), {
+    body: fc.oneof(
+      badControlBody,
+      fc.integer({ min: -5, max: 2000 }).map((run) => enc.encode(JSON.stringify({ run }))),
+    ),
+    headers: jsonHeaders,
+  }),
+  route("tool-invoke POST /<id>/replay", post, pathSegment.map((s) => `/tool-invoke/${s}/replay`), {
+    body: fc.option(badControlBody, { nil: undefined }),
+    headers: jsonHeaders,
+  }),
 
   // message-fetch (§5): reads only.
   route("message-fetch GET /?since&limit", get, queryString.map((q) => `/message-fetch${q}`)),
@@ -113,4 +132,13 @@ export const ROUTES: RouteSpec[] = [
   route("watcher other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/watcher/${s}`)),
   route("cleanup POST /", post, queryString.map((q) => `/cleanup${q}`), { body: badControlBody, headers: jsonHeaders }),
   route("cleanup other", fc.oneof(get, otherMethod), pathSegment.map((s) => `/cleanup/${s}`)),
+
+  // mcp (§11): JSON-RPC on both eras; chat calls never valid, other tools and resources read random ids.
+  route("mcp POST /", post, queryString.map((q) => `/mcp${q}`), { body: badMcpBody, headers: mcpHeaders }),
+  route("mcp POST / (broken bytes)", post, fc.constant("/mcp"), { body: brokenBody, headers: mcpHeaders }),
+  route("mcp GET and other methods /", fc.oneof(get, otherMethod), fc.constant("/mcp"), { headers: mcpHeaders }),
+  route("mcp other paths", fc.oneof(get, post, otherMethod), pathSegment.map((s) => `/mcp/${s}`), {
+    body: fc.option(brokenBody, { nil: undefined }),
+  }),
+  route("mcp GET /health", get, fc.constant("/mcp/health")),
 ];

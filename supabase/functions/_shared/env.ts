@@ -109,6 +109,18 @@ export const settingsSchema = z.object({
   CLEANUP_PAUSE_MS: intFrom(450, 0, 10_000),
   CLEANUP_HTTP_RESPONSES_KEEP_MINUTES: intFrom(60, 1, 10_080),
   CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
+
+  /**
+   * Browser origins (hostnames, comma-separated) the MCP endpoint accepts besides SUPABASE_URL's own; requests
+   * without `Origin` (every non-browser MCP client) always pass (DNS-rebinding defence, MCP Streamable HTTP).
+   */
+  MCP_ALLOWED_ORIGINS: z.string().default("localhost,127.0.0.1,[::1]").transform((v) =>
+    v.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0)
+  ),
+  /** Largest MCP request body (a JSON-RPC message: a chat prompt travels in it). */
+  MCP_MAX_BODY_MB: intFrom(4, 1, 100),
+  /** Largest payload `resources/read` returns whole; larger ones are read with `fetch_message` pages. */
+  MCP_READ_MAX_MB: intFrom(16, 1, 256),
 }).superRefine((s, ctx) => {
   if (s.MESSAGE_BUS_BODY_BUDGET_MB < s.MESSAGE_BUS_MAX_PAYLOAD_MB) {
     ctx.addIssue({

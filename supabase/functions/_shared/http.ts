@@ -9,14 +9,27 @@ import { HTTPException } from "hono/http-exception";
 import { BusError } from "./errors.ts";
 import { isDatabaseUnreachable } from "./db_errors.ts";
 
+/** Headers a function allows or exposes to browsers beyond the common ones. */
+export interface AppOptions {
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+}
+
 /** Creates the function's app. */
-export function createApp(name: string): Hono {
+export function createApp(name: string, opts: AppOptions = {}): Hono {
   const app = new Hono().basePath(`/${name}`);
   app.use(
     "*",
     cors({
       origin: "*",
-      allowHeaders: ["authorization", "x-client-info", "apikey", "content-type", "idempotency-key"],
+      allowHeaders: [
+        "authorization",
+        "x-client-info",
+        "apikey",
+        "content-type",
+        "idempotency-key",
+        ...(opts.allowHeaders ?? []),
+      ],
       exposeHeaders: [
         "etag",
         "repr-digest",
@@ -30,11 +43,13 @@ export function createApp(name: string): Hono {
         "x-bus-checksum",
         "x-bus-degraded",
         "server-timing",
+        ...(opts.exposeHeaders ?? []),
       ],
     }),
   );
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {
+    // The error's headers too: Retry-After of a 503, WWW-Authenticate of a 401.
     if (err instanceof BusError) return c.json(err.toBody(), err.status, err.headers);
     if (isDatabaseUnreachable(err)) {
       console.error(`[${name}] the database is unreachable on ${c.req.method} ${c.req.path}:`, err);

@@ -203,6 +203,8 @@ async function feed(gunzip: ReturnType<typeof createGunzip>, source: AsyncIterab
     for await (const chunk of source) {
       if (gunzip.destroyed) return;
       if (!gunzip.write(chunk)) await drainedOrClosed(gunzip);
+      // Destroyed while waiting (the reader stopped early, e.g. after one page): stop before reading another chunk.
+      if (gunzip.destroyed) return;
     }
     gunzip.end();
   } catch (err) {

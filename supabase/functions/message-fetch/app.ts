@@ -9,7 +9,7 @@ import { db } from "../_shared/db.ts";
 import { door, isoTime, transactionId } from "../_shared/door/validate.ts";
 import { metaBody } from "../_shared/message/meta.ts";
 import { fetchPayload } from "./fetch_payload.ts";
-import { listMeta, readMeta } from "./meta.ts";
+import { listMeta, readMeta } from "../_shared/message/read.ts";
 
 settings(); // fail at boot, with every problem listed, when a setting is bad
 

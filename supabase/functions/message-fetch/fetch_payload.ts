@@ -8,7 +8,7 @@ import { BusError, notFound } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
-import { type FetchRow, markRetrieved, readMeta } from "./meta.ts";
+import { type FetchRow, markRetrieved, readMeta } from "../_shared/message/read.ts";
 import { metaBody, publicError } from "../_shared/message/meta.ts";
 
 /** Answers a payload request. */

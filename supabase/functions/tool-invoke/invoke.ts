@@ -18,6 +18,7 @@ export async function invoke(c: Context, deps: Omit<SubmitDeps, "sql">): Promise
     members: raw.members,
     idempotencyKey: (c.req.valid("header" as never) as { "idempotency-key"?: string })["idempotency-key"],
     release: raw.release,
+    allowUnstored: true,
   });
 }
 

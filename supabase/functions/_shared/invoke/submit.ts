@@ -46,6 +46,11 @@ export interface Submission {
   replayOf?: string;
   /** Who owns the new message when not the caller (a replay keeps the original owner). */
   owner?: string;
+  /**
+   * Whether the caller can take an unstored answer (degraded mode, MESSAGE_BUS_INLINE_FALLBACK): tool-invoke can
+   * answer the provider's bytes inline; a caller that cannot gets 503 bus_unavailable instead.
+   */
+  allowUnstored?: boolean;
   /** Called once the request's bytes are no longer needed (after the answer for sync, after the run for async). */
   release?: () => void;
 }
@@ -130,7 +135,7 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
     } catch (err) {
       if (!isDatabaseUnreachable(err)) throw err;
       console.error("[invoke] the database is unreachable:", err instanceof Error ? err.message : err);
-      if (s.MESSAGE_BUS_INLINE_FALLBACK && body.mode === "sync") {
+      if (s.MESSAGE_BUS_INLINE_FALLBACK && body.mode === "sync" && sub.allowUnstored) {
         return { status: "unstored", unstored: await callUnstored(tool, inputJson, routes, s, deps.fetch), rate: null };
       }
       throw new BusError(

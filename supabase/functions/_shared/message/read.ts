@@ -1,7 +1,10 @@
-/** Message metadata as callers see it (CONTRACT.md §5), read through `message_bus_meta` with the caller's RLS. */
-import { asCaller, COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../_shared/db.ts";
-import type { Caller } from "../_shared/auth.ts";
-import { META_COLUMNS, type MetaRow } from "../_shared/message/row.ts";
+/**
+ * Message metadata as callers see it (CONTRACT.md §5), read through `message_bus_meta` with the caller's RLS: what
+ * message-fetch and the MCP server read before they read a payload.
+ */
+import { asCaller, COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../db.ts";
+import type { Caller } from "../auth.ts";
+import { META_COLUMNS, type MetaRow } from "./row.ts";
 
 /** A meta row as fetch reads it: the payload too when it is one chunk and was asked for (`withChunk`). */
 export interface FetchRow extends MetaRow {
@@ -58,5 +61,20 @@ export async function listMeta(sql: Sql, caller: Caller, since: string, limit: n
       `select ${META_COLUMNS} from public.message_bus_meta m
        where m.updated_at > $1::timestamptz order by m.updated_at, transaction_id limit $2`,
       [since, limit],
+    ), sql);
+}
+
+/** The caller's latest messages in `status`, most recently changed first (the MCP server's resource list). */
+export async function listRecent(
+  sql: Sql,
+  caller: Caller,
+  status: MetaRow["status"],
+  limit: number,
+): Promise<MetaRow[]> {
+  return await asCaller(caller, (tx) =>
+    tx.unsafe<MetaRow[]>(
+      `select ${META_COLUMNS} from public.message_bus_meta m
+       where m.status = $1 order by m.updated_at desc, transaction_id desc limit $2`,
+      [status, limit],
     ), sql);
 }
