@@ -136,3 +136,58 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "runMessage(): the timeout covers the whole body; a body that trickles is given up, and the retry's answer is stored",
+  ignore: !ready,
+  async fn() {
+    const sql = postgres(DB_URL!, { prepare: false, max: 3, onnotice: () => {} });
+    const owner = crypto.randomUUID();
+    const settings = parseSettings({
+      ...Deno.env.toObject(),
+      PROVIDER_TIMEOUT_MS: "1500",
+      PROVIDER_RETRY_BASE_MS: "1",
+    });
+    try {
+      // Attempt 1: headers at once, then 16 bytes a second (the stand-in's slow_body); attempt 2: a normal answer.
+      const input = chatInput({ tag: `slow-${crypto.randomUUID()}`, script: ["slow_body", "ok"] });
+      const request = enc.encode(JSON.stringify({ tool: "chat", input }));
+      const { transactionId } = await recordMessage(sql, {
+        owner,
+        tool: "chat",
+        provider: "kimi",
+        model: "m",
+        ttlSeconds: 600,
+        metadata: {},
+        mode: "sync",
+        request,
+        leaseSeconds: 60,
+        maxRequestBytes: 1 << 20,
+      });
+      const started = performance.now();
+      const row = await runMessage({
+        sql,
+        transactionId,
+        run: 1,
+        tool: toolNamed("chat")!,
+        input,
+        inputJson: enc.encode(JSON.stringify(input)),
+        routes: [{ provider: standinProvider(), model: "m" }],
+        primary: { state: "closed", slot: null },
+        settings,
+      });
+      assert.ok(performance.now() - started < 10_000, "the trickle was cut at the timeout, not read to its end");
+      assert.equal(row.status, "completed");
+      assert.deepEqual(row.attempts.map((a) => `${a.outcome}:${a.error_code}`), ["error:timeout", "ok:null"]);
+      const [{ body }] = await sql<{ body: string }[]>`
+        select convert_from(data, 'UTF8') as body from public.message_bus_chunks
+        where transaction_id = ${transactionId}::uuid and seq = 0 and ${row.compression} = 'none'
+        union all select null where ${row.compression} <> 'none'`;
+      if (body !== null) assert.equal(JSON.parse(body).object, "chat.completion", "the second attempt's body, whole");
+    } finally {
+      await sql`delete from public.message_bus where owner_id = ${owner}::uuid`;
+      await sql.end();
+    }
+  },
+});
