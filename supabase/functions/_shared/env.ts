@@ -27,8 +27,15 @@ export const settingsSchema = z.object({
   GLM_API_KEY: optionalString,
   GLM_BASE_URL: z.url().default("https://api.z.ai/api/paas/v4"),
   GLM_MODEL: z.string().min(1).default("glm-4.5-flash"),
+  /** How chat sends a provider the files of `input.files` (CONTRACT.md §13); unset: `extract` for kimi, `inline` otherwise. */
+  KIMI_FILES: z.enum(["extract", "inline"]).optional(),
+  GLM_FILES: z.enum(["extract", "inline"]).optional(),
 
   MESSAGE_BUS_MAX_PAYLOAD_MB: intFrom(100, 1, 1024),
+  /** Largest uploaded file (413 past it). */
+  MESSAGE_BUS_MAX_FILE_MB: intFrom(100, 1, 1024),
+  /** Time to live of an uploaded file; a file used by a message is kept until that message expires too. */
+  MESSAGE_BUS_FILE_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
   MESSAGE_BUS_DEFAULT_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
   MESSAGE_BUS_MIN_TTL_SECONDS: intFrom(60, 1, 31_536_000),
   MESSAGE_BUS_MAX_TTL_SECONDS: intFrom(2_592_000, 60, 31_536_000),

@@ -15,8 +15,24 @@ export function createApp(name: string): Hono {
     "*",
     cors({
       origin: "*",
-      allowHeaders: ["authorization", "x-client-info", "apikey", "content-type", "idempotency-key"],
-      exposeHeaders: ["etag", "repr-digest", "x-transaction-id", "x-checksum", "content-encoding"],
+      allowHeaders: [
+        "authorization",
+        "x-client-info",
+        "apikey",
+        "content-type",
+        "idempotency-key",
+        "x-filename",
+        "x-owner-id",
+      ],
+      exposeHeaders: [
+        "etag",
+        "repr-digest",
+        "x-transaction-id",
+        "x-checksum",
+        "content-encoding",
+        "x-file-id",
+        "content-disposition",
+      ],
     }),
   );
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404));

@@ -16,6 +16,7 @@ import { completeMessage, failMessage, getMessage } from "../message/lifecycle.t
 import type { MessageRow } from "../message/row.ts";
 import { failureError } from "./answers.ts";
 import { Lease } from "./lease.ts";
+import { fileMessages } from "../files/messages.ts";
 
 export interface RunArgs {
   sql: Sql;
@@ -52,7 +53,9 @@ export async function runMessage(a: RunArgs): Promise<MessageRow> {
     const started = performance.now();
     let response: Response;
     try {
-      response = await sendProviderRequest(client, a.tool.providerRequest(a.inputJson, a.model));
+      // Files (issue #16): the input's files as system messages, the way this provider takes them (undefined: none).
+      const messages = await fileMessages({ ...a, client, input: a.input, settings: s });
+      response = await sendProviderRequest(client, a.tool.providerRequest(a.inputJson, a.model, messages));
     } catch (err) {
       throw await recordFailure(
         a,
@@ -148,6 +151,7 @@ async function recordFailure(a: RunArgs, error: Record<string, unknown>, provide
 
 /** A JSON description of why the provider call failed (stored on the message and answered with 502). */
 export function describeProviderError(err: unknown, provider: string): Record<string, unknown> {
+  if (err instanceof BusError) return { ...err.details, provider, code: err.code, message: err.message }; // files
   if (err instanceof OpenAI.APIError && err.status) {
     return {
       code: "provider_error",

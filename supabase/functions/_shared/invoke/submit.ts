@@ -18,6 +18,7 @@ import { type InvokeBody, invokeBodyLimits, invokeBodySchema } from "./request.t
 import { recordMessage } from "./record.ts";
 import { runMessage } from "./run.ts";
 import { failureError } from "./answers.ts";
+import { resolveFiles } from "../files/resolve.ts";
 
 /** The service role's messages belong to this owner unless the body names one. */
 export const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
@@ -90,6 +91,8 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
       throw new BusError(503, "provider_not_configured", `Provider ${config.name} has no API key configured`);
     }
     const model = body.model ?? config.defaultModel;
+    // Files (issue #16): unknown, foreign or (inline) binary files are a 400 before anything is recorded.
+    await resolveFiles(deps.sql, owner, body.input, config.name, s);
     const validatedMs = performance.now() - started;
 
     const recorded = await recordMessage(deps.sql, {
