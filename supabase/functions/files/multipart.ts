@@ -49,6 +49,10 @@ export function multipartFile(req: Request, maxFileBytes: number): Promise<Multi
   });
   const file = new Promise<MultipartFile>((resolve, reject) => {
     parser.on("file", (field: string, stream: Readable, filename: string, _encoding: string, mime: string) => {
+      // busboy emits a part cut short by the end of the body (or a bad part) as an 'error' on the file stream, at
+      // any time, read or not: unheard, it would end the process. It is a 400; `finished` rejects with it, so the
+      // upload is dropped before it is sealed.
+      stream.on("error", (err: Error) => note(badForm(err.message)));
       if (field !== "file") {
         note(invalidRequest("Expected the file in a multipart field named file", [{
           path: `body.${field}`,
