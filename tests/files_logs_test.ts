@@ -53,9 +53,14 @@ Deno.test("a file's contents reach neither the stack's log nor any error message
   const notText = keep(await invoke(user.token, chat("glm", [binary.file_id])));
   assert.equal(notText.status, 400);
   const cut = keep(
-    await upload(user.token, `--b\r\nContent-Disposition: form-data; name="file"; filename="c.txt"\r\n\r\n${marker}`, null, {
-      "content-type": "multipart/form-data; boundary=b",
-    }),
+    await upload(
+      user.token,
+      `--b\r\nContent-Disposition: form-data; name="file"; filename="c.txt"\r\n\r\n${marker}`,
+      null,
+      {
+        "content-type": "multipart/form-data; boundary=b",
+      },
+    ),
   );
   assert.equal(cut.status, 400);
 
@@ -67,11 +72,16 @@ Deno.test("a file's contents reach neither the stack's log nor any error message
   // The log is live: a line written after all of the above (a background cleanup run) must be in it.
   const [{ last }] = await sql`select coalesce(max(id), 0)::int as last from bus.maintenance_log`;
   assert.equal((await post("cleanup", testStack().serviceRoleKey, { async: true })).status, 202);
-  const log = await waitFor("the background cleanup's line in the stack log", async () => {
-    const text = await Deno.readTextFile(logPath());
-    const ids = [...text.matchAll(/\[cleanup\] run (\d+):/g)].map((m) => Number(m[1]));
-    return ids.some((id) => id > last) ? text : undefined;
-  }, 20_000, 200);
+  const log = await waitFor(
+    "the background cleanup's line in the stack log",
+    async () => {
+      const text = await Deno.readTextFile(logPath());
+      const ids = [...text.matchAll(/\[cleanup\] run (\d+):/g)].map((m) => Number(m[1]));
+      return ids.some((id) => id > last) ? text : undefined;
+    },
+    20_000,
+    200,
+  );
   assert.ok(!log.includes(marker), "the marker is in the stack's log");
 });
 
