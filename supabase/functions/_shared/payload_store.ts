@@ -14,7 +14,7 @@ import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { payloadTooLarge } from "./errors.ts";
 import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, type Sql, withDb } from "./db.ts";
-import { copyChunk, FILE_CHUNKS } from "./copy_chunk.ts";
+import { CopySink, FILE_CHUNKS } from "./copy_chunk.ts";
 
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
@@ -137,6 +137,8 @@ export async function storePayload(
   let seq = 0;
   let held: Uint8Array | undefined;
   let inFlight: Promise<void> = Promise.resolve();
+  // File chunks go by binary COPY, one COPY while they keep coming (copy_chunk.ts).
+  const sink = part === "file" ? new CopySink(sql as Sql, FILE_CHUNKS, transactionId) : undefined;
   const append = async (block: Uint8Array) => {
     storedHash?.update(block);
     storedSize += block.length;
@@ -144,7 +146,7 @@ export async function storePayload(
       const chunk = held;
       const n = seq++;
       await inFlight;
-      inFlight = appendChunk(sql, part, transactionId, n, chunk);
+      inFlight = sink ? sink.write(n, chunk) : appendChunk(sql, part, transactionId, n, chunk);
       inFlight.catch(() => {}); // awaited by the next append or below; never an unhandled rejection meanwhile
     }
     held = block;
@@ -152,13 +154,15 @@ export async function storePayload(
   try {
     if (compression === "gzip") await writeGzip(rest, append);
     else await writeRaw(rest, append);
+    await inFlight;
+    await sink?.flush();
   } catch (err) {
-    // Let the write in flight settle first: the caller drops the chunks written so far, and a late one must not
+    // Let the writes in flight settle first: the caller drops the chunks written so far, and a late one must not
     // land after that.
     await inFlight.catch((appendErr) => console.error(`[store] append after a failed store: ${appendErr}`));
+    await sink?.abort();
     throw err;
   }
-  await inFlight;
   const checksum = `sha256:${hash.digest("hex")}`;
   return {
     payloadSize,
@@ -172,23 +176,10 @@ export async function storePayload(
 }
 
 /**
- * Stores chunk `seq` of `id`, committing without waiting for its WAL flush (the completion's or seal's commit waits
- * and flushes it too). File chunks go by binary COPY (copy_chunk.ts); payload and request chunks through their bus
- * functions, which check that the message is pending.
+ * Stores chunk `seq` of message `id`'s payload or request through their bus functions (which check that the message
+ * is pending), committing without waiting for its WAL flush (the completion's commit waits and flushes it too).
  */
 async function appendChunk(sql: Query, part: StoredPart, id: string, seq: number, chunk: Uint8Array): Promise<void> {
-  if (part === "file") {
-    if (!("begin" in sql)) throw new Error("file chunks are stored by the client, not inside a transaction");
-    await withDb(
-      (sql) =>
-        sql.begin(async (tx) => {
-          await tx.unsafe("set local synchronous_commit = off");
-          await copyChunk(tx, FILE_CHUNKS, id, seq, chunk);
-        }),
-      sql as Sql,
-    );
-    return;
-  }
   await withDb((sql) => {
     const noFlushWait = sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT);
     return part === "payload"
