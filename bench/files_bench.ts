@@ -23,7 +23,31 @@ const REPS = Number(Deno.env.get("BENCH_FILE_REPS") ?? 5);
 const log = (m: string) => console.error(`[bench] ${m}`);
 
 /** What the measurements of this benchmark decided (kept in RESULTS.md with each run). */
-const DECISIONS = `- (to be written from the measurements)`;
+const DECISIONS =
+  `- Chunks by binary COPY, not bytea parameters: a bytea parameter travels as hex text (twice the bytes) that
+  Postgres parses; appending 50 × 1 MiB took 800 ms as statements, 360 ms as one binary COPY (in process, fsync
+  off). psql's own binary \\copy of the same rows took 200 ms (fsync off) and 380-790 ms (fsync on, this load).
+- TCP_NODELAY on the database connections (_shared/db_socket.ts; postgres.js leaves Nagle on): every COPY took
+  45-90 ms whatever its size (1 KiB or 1 MiB), the CopyDone after the data waiting for the server's delayed ACK;
+  with TCP_NODELAY, 4.5-6.6 ms per 1 MiB COPY. It applies to the whole pool.
+- One COPY while chunks keep coming (CopySink: at most 32 rows, ended after 100 ms without a row, so a trickling
+  client does not hold a connection) instead of a COPY per chunk: 50 MiB stored in process 620-800 → 370-550 ms
+  (fsync on, alternating, 4 runs each).
+- One append in flight while the next chunk is gathered (receiving and hashing overlap the database's write;
+  storePayload, for payloads too): 50 MiB end to end 1.0 → 0.8 s in the bytea-statement version. Two or three in
+  flight (two or three connections) measured within the noise (420-1000 ms either way) and were not kept.
+- Multipart is parsed streaming by @fastify/busboy with backpressure (memory stays flat: \`Request.formData()\`
+  holds the whole body, then the file).
+- Why the upload stays under 0.5 × loopback on this machine: it cannot be faster than Postgres ingesting the bytes,
+  and Postgres's own floor (the direct COPY column: one binary COPY of the same rows from the benchmark, no HTTP,
+  hashing or compression) is itself at 0.4-0.6 × the loopback upload here (fsync on, two shared cores, other
+  workers running: load average 3-5 during these runs). The upload reaches 1.6-1.8 × the floor's time; the stack
+  process spends 180-310 ms of CPU on a 50 MB random upload (receive, SHA-256, text check, COPY framing) and is
+  waiting on Postgres the rest of the time. Text is stored gzip (level 1, about 4.5:1 here) and is bound by the
+  stack's one thread instead (receive, hash and gzip: ~350 ms of CPU per 50 MB).
+- Deduplication is known only once the last byte is hashed, so a repeated upload costs what an upload costs (its
+  chunks are written, then dropped by bus.seal_file). A client-sent SHA-256 (checked while the bytes are read, but
+  nothing written) would make repeats cost a read and a hash; not done.`;
 
 async function spawnServer(args: string[]): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdout: "piped", stderr: "inherit" }).spawn();
