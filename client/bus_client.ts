@@ -7,16 +7,20 @@ import { BusClientError, ErrorCode, isBusClientError } from "./errors.ts";
 import { Feed } from "./feed.ts";
 import type { HttpConfig } from "./http.ts";
 import { fetchPayload, getMeta, invoke, listMeta } from "./operations.ts";
+import { deleteFile, downloadFile, listFiles, uploadFile, type UploadOptions } from "./files.ts";
 import { type CallOptions, callTool } from "./call.ts";
 import { type SubscribeOptions, Subscription } from "./subscribe.ts";
 import type {
   CallResult,
+  FetchedFile,
   FetchedPayload,
+  FileInfo,
   InvokeRequest,
   InvokeResponse,
   ListOptions,
   MessageMeta,
   ResultOf,
+  UploadedFile,
 } from "./types.ts";
 
 /** Options of {@link createBusClient}. */
@@ -98,8 +102,37 @@ export class BusClient<Throw extends boolean = false> {
    * Starts a tool call (CONTRACT.md §4): sync answers with the completed message's metadata, async (`mode:
    * "async"`) with `{ transaction_id, status: "pending" }`. The same `idempotencyKey` returns the same message.
    */
-  invoke(req: InvokeRequest, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}) {
-    return this.#run<InvokeResponse>(() => invoke(this.#http, req, opts));
+  invoke(req: InvokeRequest, opts: { idempotencyKey?: string; signal?: AbortSignal; files?: string[] } = {}) {
+    return this.#run<InvokeResponse>(() => invoke(this.#http, withFiles(req, opts.files), opts));
+  }
+
+  /**
+   * Uploads a file once (CONTRACT.md §13): the same bytes again answer the same `file_id` with `deduplicated: true`.
+   * Pass its id to `invoke(..., { files: [file_id] })` (or `input.files`) to send it with a chat.
+   *
+   * @example
+   * ```ts
+   * const { data: file } = await bus.throwOnError().uploadFile(await Deno.readFile("report.pdf"), { filename: "report.pdf" });
+   * await bus.invoke({ tool: "chat", input: { messages: [{ role: "user", content: "Summarise it" }] } }, { files: [file.file_id] });
+   * ```
+   */
+  uploadFile(data: Uint8Array | Blob | ReadableStream<Uint8Array>, opts: UploadOptions) {
+    return this.#run<UploadedFile>(() => uploadFile(this.#http, data, opts));
+  }
+
+  /** The caller's files (created after `since`, at most `limit`, oldest first). */
+  listFiles(opts: { since?: Date | string; limit?: number } = {}) {
+    return this.#run<FileInfo[]>(() => listFiles(this.#http, opts));
+  }
+
+  /** Downloads a file, verified against its SHA-256 while it streams (a mismatch returns no bytes). */
+  downloadFile(id: string, opts: { signal?: AbortSignal; onChunk?: (c: Uint8Array) => void | Promise<void> } = {}) {
+    return this.#run<FetchedFile>(() => downloadFile(this.#http, id, opts));
+  }
+
+  /** Deletes one of the caller's files. */
+  deleteFile(id: string) {
+    return this.#run<void>(() => deleteFile(this.#http, id));
   }
 
   /**
@@ -163,6 +196,13 @@ export class BusClient<Throw extends boolean = false> {
       return { data: null, error: err } as ResultOf<T, Throw>;
     }
   }
+}
+
+/** The request with `files` added to its tool input (`input.files`), after any the input names already. */
+function withFiles(req: InvokeRequest, files: string[] | undefined): InvokeRequest {
+  if (!files || files.length === 0) return req;
+  const named = Array.isArray(req.input.files) ? (req.input.files as string[]) : [];
+  return { ...req, input: { ...req.input, files: [...named, ...files.filter((id) => !named.includes(id))] } };
 }
 
 function tokenGetter(options: BusClientOptions): () => Promise<string> {

@@ -23,8 +23,13 @@ Commands:
                       --session-id <id>  --ttl-seconds <n>
                       --async                 answer at once with { transaction_id, status: "pending" }
                       --idempotency-key <k>   the same key returns the same transaction
+                      --file <file_id>        send an uploaded file with the chat (repeatable)
   fetch <id>        Download a payload, verify its SHA-256, and write it to stdout (or --out <file>).
                     Nothing is written when verification fails.
+  upload <path>     Upload a file (streamed) and print its file_id, sha256, size and whether the same bytes were
+                    uploaded before (deduplicated). --name <name> to store it under another name,
+                    --content-type <type> to give its media type.
+  files             Print your files as JSON (--since <ISO time>, --limit <n>).
   meta <id>         Print a message's metadata as JSON.
   list              Print the messages changed since --since <ISO time> (--limit <n>) as JSON.
   tail              Print live events of your channel as JSON lines (--since <ISO time> to replay from a time,
@@ -56,6 +61,9 @@ const OPTIONS = {
   since: { type: "string" },
   limit: { type: "string" },
   count: { type: "string" },
+  file: { type: "string", multiple: true },
+  name: { type: "string" },
+  "content-type": { type: "string" },
 } as const;
 
 /** Runs the CLI with `args`; returns the exit code. */

@@ -5,7 +5,7 @@ import type { InvokeRequest } from "./types.ts";
 /** What a command gets: the client, the parsed flags, the arguments after the command name, and stdout. */
 export interface CliContext {
   bus: BusClient;
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
   stdout: { write(p: Uint8Array): Promise<number> };
 }
@@ -84,7 +84,11 @@ export const commands: Record<string, Command> = {
   async invoke(ctx) {
     if (ctx.positionals.length) throw new UsageError("invoke takes no positional arguments");
     const req = invokeRequest(ctx);
-    const { data } = await ctx.bus.throwOnError().invoke(req, { idempotencyKey: str(ctx, "idempotency-key") });
+    const files = ctx.values.file;
+    const { data } = await ctx.bus.throwOnError().invoke(req, {
+      idempotencyKey: str(ctx, "idempotency-key"),
+      files: Array.isArray(files) ? files : undefined,
+    });
     await printJson(ctx, data);
     return 0;
   },
@@ -111,6 +115,32 @@ export const commands: Record<string, Command> = {
     }
     file.close();
     await Deno.rename(partial, out);
+    return 0;
+  },
+
+  async upload(ctx) {
+    if (ctx.positionals.length !== 1) throw new UsageError("upload expects exactly one path");
+    const path = ctx.positionals[0];
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (err) {
+      throw new UsageError(`cannot read ${path}: ${err instanceof Error ? err.message : err}`);
+    }
+    // Streamed from disk: a large file is never read into memory. The upload closes the file when it ends.
+    const name = str(ctx, "name") ?? path.split(/[\\/]/).pop()!;
+    const { data } = await ctx.bus.throwOnError().uploadFile(file.readable, {
+      filename: name,
+      contentType: str(ctx, "content-type"),
+    });
+    await printJson(ctx, data);
+    return 0;
+  },
+
+  async files(ctx) {
+    if (ctx.positionals.length) throw new UsageError("files takes no positional arguments");
+    const { data } = await ctx.bus.throwOnError().listFiles({ since: time(ctx, "since"), limit: int(ctx, "limit") });
+    await printJson(ctx, { files: data });
     return 0;
   },
 

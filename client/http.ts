@@ -20,7 +20,15 @@ export interface HttpConfig {
 export async function send(
   http: HttpConfig,
   path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  init: {
+    method?: string;
+    /** Sent as JSON. */
+    body?: unknown;
+    /** Sent as it is (a file upload); a stream is sent with `duplex: "half"`. */
+    raw?: Uint8Array | Blob | ReadableStream<Uint8Array>;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<Response> {
   const headers = new Headers(init.headers);
   headers.set("authorization", `Bearer ${await http.token()}`);
@@ -31,9 +39,14 @@ export async function send(
     return await http.fetch(url, {
       method: init.method ?? "GET",
       headers,
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      body: init.raw !== undefined
+        ? init.raw as BodyInit
+        : init.body === undefined
+        ? undefined
+        : JSON.stringify(init.body),
       signal: init.signal,
-    });
+      ...(init.raw instanceof ReadableStream ? { duplex: "half" } : {}),
+    } as RequestInit);
   } catch (err) {
     if (init.signal?.aborted) throw err;
     throw new BusNetworkError(`Request to ${url} failed: ${err instanceof Error ? err.message : err}`, { cause: err });

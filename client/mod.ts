@@ -22,6 +22,7 @@
  */
 export { BusClient, type BusClientOptions, createBusClient, userIdOf } from "./bus_client.ts";
 export type { CallOptions } from "./call.ts";
+export type { UploadOptions } from "./files.ts";
 export { type SubscribeOptions, Subscription } from "./subscribe.ts";
 export {
   BusApiError,

@@ -29,6 +29,42 @@ export interface InvokeRequest {
   metadata?: Record<string, unknown>;
 }
 
+/** The answer to an upload (CONTRACT.md §13): 201 a new file, 200 the same bytes uploaded before. */
+export interface UploadedFile {
+  file_id: string;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  size_bytes: number;
+  filename: string;
+  content_type: string;
+  created_at: string;
+  expires_at: string;
+  /** True when the owner had uploaded these bytes before: the answer is that file. */
+  deduplicated: boolean;
+}
+
+/** One of the caller's files, as `listFiles()` returns them. */
+export interface FileInfo {
+  file_id: string;
+  sha256: string;
+  size_bytes: number;
+  filename: string;
+  content_type: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** A file's bytes as `downloadFile()` returns them, verified against its SHA-256. */
+export interface FetchedFile {
+  file_id: string;
+  /** `sha256:<hex>` of `bytes`, verified. */
+  checksum: string;
+  content_type: string | null;
+  /** The file byte for byte (empty when `onChunk` consumed the stream instead). */
+  bytes: Uint8Array;
+  size: number;
+}
+
 /** 200 answer of a sync invoke (or of an idempotent replay of a completed one). */
 export interface InvokeCompleted {
   transaction_id: string;

@@ -44,6 +44,25 @@ ALTER SCHEMA public OWNER TO pg_database_owner;
 COMMENT ON SCHEMA public IS 'standard public schema';
 
 --
+-- Name: abort_file(uuid); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.abort_file(p_file_id uuid) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  delete from public.message_bus_files where file_id = p_file_id and status = 'uploading';
+$$;
+
+ALTER FUNCTION bus.abort_file(p_file_id uuid) OWNER TO postgres;
+
+--
+-- Name: FUNCTION abort_file(p_file_id uuid); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.abort_file(p_file_id uuid) IS 'Drops an upload that failed, with its chunks.';
+
+--
 -- Name: acquire_provider_slot(text, uuid, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -132,6 +151,35 @@ ALTER FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_
 --
 
 COMMENT ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_data bytea) IS 'Stores chunk p_seq of a pending message''s request.';
+
+--
+-- Name: begin_file(uuid, text, text, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_id uuid;
+begin
+  if p_ttl_seconds is null or p_ttl_seconds <= 0 then
+    raise exception 'ttl must be positive, got %', p_ttl_seconds using errcode = '22023';
+  end if;
+  insert into public.message_bus_files (owner_id, filename, content_type, expires_at)
+  values (p_owner, p_filename, coalesce(p_content_type, 'application/octet-stream'),
+          now() + make_interval(secs => p_ttl_seconds))
+  returning file_id into v_id;
+  return v_id;
+end $$;
+
+ALTER FUNCTION bus.begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer) IS 'Starts an upload: a file row in status uploading (invisible to its owner), expiring p_ttl_seconds from now; returns its id.';
 
 --
 -- Name: begin_message(uuid, text, text, text, text, text, integer, jsonb, text, integer, bigint, bigint, text, text, integer, bytea, boolean, uuid, integer, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -335,6 +383,61 @@ ALTER FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer
 COMMENT ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) IS 'Claims async messages whose worker died (lease run out) for another run, at most p_limit; fails those that already had p_max_attempts runs (worker_lost). Returns the claimed ids and their run numbers.';
 
 --
+-- Name: cleanup_files(integer, integer, interval); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.cleanup_files(p_batch integer DEFAULT 1000, p_budget_ms integer DEFAULT 2000, p_stale_upload interval DEFAULT '01:00:00'::interval) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(p_budget_ms, 0) / 1000.0);
+  v_ids uuid[];
+  v_files bigint := 0;
+  v_chunks bigint := 0;
+  v_count bigint;
+  v_more boolean := false;
+begin
+  loop
+    select array_agg(s.file_id) into v_ids from (
+      select f.file_id from public.message_bus_files f
+       where (f.expires_at <= now()
+              and not exists (select 1 from bus.message_files r
+                                join public.message_bus m on m.transaction_id = r.transaction_id
+                               where r.file_id = f.file_id and m.expires_at > now()))
+          or (f.status = 'uploading' and f.created_at < now() - p_stale_upload)
+       order by f.expires_at
+       limit p_batch
+       for update skip locked) s;
+    exit when v_ids is null;
+    insert into bus.provider_file_deletions (provider, base_url, provider_file_id)
+      select p.provider, p.base_url, p.provider_file_id from bus.provider_files p where p.file_id = any (v_ids);
+    delete from public.message_bus_file_chunks c where c.file_id = any (v_ids);
+    get diagnostics v_count = row_count;
+    v_chunks := v_chunks + v_count;
+    delete from public.message_bus_files f where f.file_id = any (v_ids);
+    get diagnostics v_count = row_count;
+    v_files := v_files + v_count;
+    if cardinality(v_ids) < p_batch then
+      exit;
+    end if;
+    if clock_timestamp() >= v_deadline then
+      v_more := true;
+      exit;
+    end if;
+  end loop;
+  return jsonb_build_object('files_deleted', v_files, 'file_chunks_deleted', v_chunks, 'more', v_more);
+end $$;
+
+ALTER FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) OWNER TO postgres;
+
+--
+-- Name: FUNCTION cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) IS 'Deletes expired files that no unexpired message uses, and uploads stalled for longer than p_stale_upload, with their chunks; queues their provider copies for deletion. Returns {files_deleted, file_chunks_deleted, more}.';
+
+--
 -- Name: uuid_v7(); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -406,11 +509,13 @@ CREATE TABLE public.message_bus (
     request_compression text,
     request_checksum text,
     request_chunk_count integer,
+    files jsonb,
     CONSTRAINT message_bus_attempts_check CHECK ((jsonb_typeof(attempts) = 'array'::text)),
     CONSTRAINT message_bus_checksum_check CHECK ((checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
     CONSTRAINT message_bus_chunk_count_check CHECK ((chunk_count >= 0)),
     CONSTRAINT message_bus_completed_has_payload CHECK (((status <> 'completed'::text) OR ((checksum IS NOT NULL) AND (payload_size_bytes IS NOT NULL) AND (stored_size_bytes IS NOT NULL) AND (compression IS NOT NULL) AND (chunk_count IS NOT NULL)))),
     CONSTRAINT message_bus_compression_check CHECK ((compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
+    CONSTRAINT message_bus_files_check CHECK (((files IS NULL) OR (jsonb_typeof(files) = 'array'::text))),
     CONSTRAINT message_bus_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
     CONSTRAINT message_bus_mode_check CHECK ((mode = ANY (ARRAY['sync'::text, 'async'::text]))),
     CONSTRAINT message_bus_payload_size_bytes_check CHECK ((payload_size_bytes >= 0)),
@@ -506,6 +611,12 @@ COMMENT ON COLUMN public.message_bus.replay_of IS 'The message whose stored requ
 --
 
 COMMENT ON COLUMN public.message_bus.request_checksum IS 'sha256:<hex> of the request body exactly as received.';
+
+--
+-- Name: COLUMN message_bus.files; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus.files IS 'The files the message used (chat input.files): [{file_id, sha256, filename}]; null when none.';
 
 --
 -- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -612,6 +723,35 @@ ALTER FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer)
 COMMENT ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer) IS 'Deletes the stored chunks of expired messages (by the chunks'' own expires_at), p_batch at a time within p_budget_ms, without touching metadata rows; returns how many chunks.';
 
 --
+-- Name: delete_file(uuid, uuid); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_count integer;
+begin
+  insert into bus.provider_file_deletions (provider, base_url, provider_file_id)
+    select p.provider, p.base_url, p.provider_file_id from bus.provider_files p
+      join public.message_bus_files f on f.file_id = p.file_id
+     where p.file_id = p_file_id and (p_owner is null or f.owner_id = p_owner) and f.status = 'ready';
+  delete from public.message_bus_files f
+   where f.file_id = p_file_id and (p_owner is null or f.owner_id = p_owner) and f.status = 'ready';
+  get diagnostics v_count = row_count;
+  return v_count > 0;
+end $$;
+
+ALTER FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) OWNER TO postgres;
+
+--
+-- Name: FUNCTION delete_file(p_file_id uuid, p_owner uuid); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) IS 'Deletes a ready file of p_owner (any owner when null: the service role) with its chunks, queueing its provider copies for deletion; false when there was none.';
+
+--
 -- Name: discard_payload(uuid, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -707,6 +847,97 @@ ALTER FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider
 --
 
 COMMENT ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) IS 'Marks a pending message failed (for run p_run) with a JSON error; drops any partial payload unless p_keep_partial. The stored request stays.';
+
+--
+-- Name: file_chunk_guard(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.file_chunk_guard() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  select f.owner_id into new.owner_id from public.message_bus_files f
+   where f.file_id = new.file_id and f.status = 'uploading';
+  if new.owner_id is null then
+    raise exception 'file % is not being uploaded', new.file_id using errcode = '55000';
+  end if;
+  return new;
+end $$;
+
+ALTER FUNCTION bus.file_chunk_guard() OWNER TO postgres;
+
+--
+-- Name: FUNCTION file_chunk_guard(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.file_chunk_guard() IS 'Before a file chunk is stored: the file must be uploading; the chunk takes the file''s owner.';
+
+--
+-- Name: file_live_until(uuid, timestamp with time zone); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select greatest(p_expires_at, (
+    select max(m.expires_at) from bus.message_files r join public.message_bus m on m.transaction_id = r.transaction_id
+     where r.file_id = p_file_id
+       and (m.owner_id = (select auth.uid()) or (select auth.role()) = 'service_role')));
+$$;
+
+ALTER FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: FUNCTION file_live_until(p_file_id uuid, p_expires_at timestamp with time zone); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) IS 'The time until which a file is kept: the later of its own expiry and that of the last message (of the caller) that used it.';
+
+--
+-- Name: finish_provider_file_deletion(bigint, boolean, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if p_done then
+    delete from bus.provider_file_deletions where id = p_id;
+  else
+    update bus.provider_file_deletions set last_error = left(p_error, 500) where id = p_id;
+  end if;
+end $$;
+
+ALTER FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) IS 'Records the outcome of deleting a provider copy: done (the row goes) or the error (kept for another attempt).';
+
+--
+-- Name: forget_provider_file(uuid, text, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  delete from bus.provider_files
+   where file_id = p_file_id and provider = p_provider and provider_file_id = p_provider_file_id;
+$$;
+
+ALTER FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) IS 'Forgets a remembered provider file id that the provider no longer knows (nothing to delete there).';
 
 --
 -- Name: log_maintenance(text, timestamp with time zone, integer, boolean, jsonb, text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -949,6 +1180,39 @@ ALTER FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid)
 --
 
 COMMENT ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) IS 'Frees the concurrency slot a message holds of a provider.';
+
+--
+-- Name: remember_provider_file(uuid, text, text, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_kept text;
+begin
+  insert into bus.provider_files as p (file_id, provider, base_url, provider_file_id)
+  values (p_file_id, p_provider, p_base_url, p_provider_file_id)
+  on conflict (file_id, provider) do update
+    set base_url = excluded.base_url, provider_file_id = excluded.provider_file_id, created_at = now()
+    where p.base_url <> excluded.base_url
+  returning p.provider_file_id into v_kept;
+  if v_kept is null then
+    select p.provider_file_id into v_kept from bus.provider_files p where p.file_id = p_file_id and p.provider = p_provider;
+    insert into bus.provider_file_deletions (provider, base_url, provider_file_id)
+    values (p_provider, p_base_url, p_provider_file_id);
+  end if;
+  return v_kept;
+end $$;
+
+ALTER FUNCTION bus.remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text) IS 'Remembers the provider''s id of a file (replacing one remembered for another base URL); if another upload was remembered first, keeps that one, queues this one for deletion at the provider and returns the kept id.';
 
 --
 -- Name: renew_lease(uuid, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1196,6 +1460,71 @@ ALTER FUNCTION bus.schedule_job(p_name text, p_schedule text, p_command text) OW
 COMMENT ON FUNCTION bus.schedule_job(p_name text, p_schedule text, p_command text) IS 'Schedules (or reschedules) a pg_cron job by name; a seconds schedule falls back to every minute on pg_cron < 1.5.';
 
 --
+-- Name: seal_file(uuid, text, bigint, bigint, text, text, integer, bytea, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean) RETURNS TABLE(file_id uuid, filename text, content_type text, sha256 text, size_bytes bigint, created_at timestamp with time zone, expires_at timestamp with time zone, deduplicated boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_new public.message_bus_files;
+  v_old public.message_bus_files;
+  v_chunks integer;
+  v_bytes bigint;
+begin
+  select * into v_new from public.message_bus_files f where f.file_id = p_file_id and f.status = 'uploading' for update;
+  if v_new.file_id is null then
+    raise exception 'file % is not being uploaded', p_file_id using errcode = '55000';
+  end if;
+  for attempt in 1..2 loop
+    update public.message_bus_files f set expires_at = greatest(f.expires_at, v_new.expires_at)
+     where f.owner_id = v_new.owner_id and f.sha256 = p_sha256 and f.status = 'ready'
+    returning f.* into v_old;
+    if v_old.file_id is not null then
+      delete from public.message_bus_files f where f.file_id = p_file_id;
+      return query select v_old.file_id, v_old.filename, v_old.content_type, v_old.sha256, v_old.size_bytes,
+                          v_old.created_at, v_old.expires_at, true;
+      return;
+    end if;
+    if attempt = 2 then
+      raise exception 'file % lost its duplicate while sealing', p_file_id using errcode = '40001';
+    end if;
+    begin
+      if p_last_chunk is not null then
+        insert into public.message_bus_file_chunks (file_id, seq, data)
+        values (p_file_id, p_chunk_count - 1, p_last_chunk);
+      end if;
+      select count(*), coalesce(sum(length(c.data)), 0) into v_chunks, v_bytes
+        from public.message_bus_file_chunks c where c.file_id = p_file_id;
+      if v_chunks <> p_chunk_count or v_bytes <> p_stored_size then
+        raise exception 'file % has % chunks / % bytes stored, the writer reported % / %',
+          p_file_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
+      end if;
+      update public.message_bus_files f set status = 'ready', sha256 = p_sha256, size_bytes = p_size,
+             stored_size_bytes = p_stored_size, compression = p_compression, stored_checksum = p_stored_checksum,
+             chunk_count = p_chunk_count, is_text = p_is_text
+       where f.file_id = p_file_id
+      returning f.* into v_new;
+      return query select v_new.file_id, v_new.filename, v_new.content_type, v_new.sha256, v_new.size_bytes,
+                          v_new.created_at, v_new.expires_at, false;
+      return;
+    exception when unique_violation then
+      -- A concurrent upload of the same bytes sealed first (its commit ended the wait): answer that one.
+      null;
+    end;
+  end loop;
+end $$;
+
+ALTER FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean) OWNER TO postgres;
+
+--
+-- Name: FUNCTION seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean) IS 'Completes an upload: answers the owner''s existing file with the same SHA-256 (deduplicated, the new chunks dropped, expiry renewed), or stores the last chunk, checks that the chunks add up and makes the file ready.';
+
+--
 -- Name: seal_request(uuid, bigint, bigint, text, text, integer, bytea); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -1264,6 +1593,28 @@ ALTER FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, 
 --
 
 COMMENT ON FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) IS 'Re-sends watch requests for messages still unobserved after p_min_age (at most p_max_attempts each, p_limit per run); returns how many were sent.';
+
+--
+-- Name: take_provider_file_deletions(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.take_provider_file_deletions(p_limit integer DEFAULT 100, p_max_attempts integer DEFAULT 5) RETURNS TABLE(id bigint, provider text, base_url text, provider_file_id text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  update bus.provider_file_deletions d set attempts = d.attempts + 1
+   where d.id in (select x.id from bus.provider_file_deletions x where x.attempts < p_max_attempts
+                   order by x.id limit p_limit for update skip locked)
+  returning d.id, d.provider, d.base_url, d.provider_file_id;
+$$;
+
+ALTER FUNCTION bus.take_provider_file_deletions(p_limit integer, p_max_attempts integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION take_provider_file_deletions(p_limit integer, p_max_attempts integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.take_provider_file_deletions(p_limit integer, p_max_attempts integer) IS 'Claims up to p_limit queued provider file deletions (each counts an attempt; rows past p_max_attempts are left for an operator).';
 
 --
 -- Name: take_review_slot(text, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1382,6 +1733,55 @@ ALTER FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integ
 COMMENT ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) IS 'Takes the single trial call of a half-open route for p_hold_seconds; false when the route is not half-open or another caller holds the trial.';
 
 --
+-- Name: use_files(uuid, uuid[]); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.use_files(p_transaction_id uuid, p_file_ids uuid[]) RETURNS TABLE(file_id uuid, filename text, content_type text, sha256 text, size_bytes bigint, compression text, stored_checksum text, chunk_count integer, is_text boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_owner uuid;
+  v_missing uuid[];
+begin
+  select m.owner_id into v_owner from public.message_bus m where m.transaction_id = p_transaction_id;
+  if v_owner is null then
+    raise exception 'message % does not exist', p_transaction_id using errcode = 'P0002';
+  end if;
+  -- Key-share locks on the files (through the references' foreign key) keep cleanup from deleting them meanwhile.
+  insert into bus.message_files (transaction_id, file_id)
+    select p_transaction_id, f.file_id from public.message_bus_files f
+     where f.file_id = any (p_file_ids) and f.owner_id = v_owner and f.status = 'ready'
+       and greatest(f.expires_at, (select max(m.expires_at) from bus.message_files r
+                                     join public.message_bus m on m.transaction_id = r.transaction_id
+                                    where r.file_id = f.file_id)) > now()
+  on conflict do nothing;
+  select array_agg(i) into v_missing from unnest(p_file_ids) as i
+   where not exists (select 1 from bus.message_files r where r.transaction_id = p_transaction_id and r.file_id = i);
+  if v_missing is not null then
+    raise exception 'files not found: %', array_to_string(v_missing, ', ') using errcode = 'P0002',
+      detail = array_to_string(v_missing, ',');
+  end if;
+  update public.message_bus m set files = (
+    select jsonb_agg(jsonb_build_object('file_id', f.file_id, 'sha256', f.sha256, 'filename', f.filename)
+                     order by u.ord)
+      from unnest(p_file_ids) with ordinality as u(id, ord) join public.message_bus_files f on f.file_id = u.id)
+   where m.transaction_id = p_transaction_id;
+  return query select f.file_id, f.filename, f.content_type, f.sha256, f.size_bytes, f.compression, f.stored_checksum,
+                      f.chunk_count, f.is_text
+    from unnest(p_file_ids) with ordinality as u(id, ord) join public.message_bus_files f on f.file_id = u.id
+   order by u.ord;
+end $$;
+
+ALTER FUNCTION bus.use_files(p_transaction_id uuid, p_file_ids uuid[]) OWNER TO postgres;
+
+--
+-- Name: FUNCTION use_files(p_transaction_id uuid, p_file_ids uuid[]); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.use_files(p_transaction_id uuid, p_file_ids uuid[]) IS 'Records that a message uses these files (message_bus.files, and references that keep them while it lives); each must be the message owner''s, ready and live (SQLSTATE P0002 naming the others). Returns the files in the order given.';
+
+--
 -- Name: watch_on_finish(); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -1472,6 +1872,81 @@ ALTER TABLE bus.maintenance_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: message_files; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.message_files (
+    transaction_id uuid NOT NULL,
+    file_id uuid NOT NULL
+);
+
+ALTER TABLE bus.message_files OWNER TO postgres;
+
+--
+-- Name: TABLE message_files; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.message_files IS 'Which message used which file: a file is kept past its own expiry until every message that used it has expired.';
+
+--
+-- Name: provider_file_deletions; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.provider_file_deletions (
+    id bigint NOT NULL,
+    provider text NOT NULL,
+    base_url text NOT NULL,
+    provider_file_id text NOT NULL,
+    queued_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    CONSTRAINT provider_file_deletions_attempts_check CHECK ((attempts >= 0))
+);
+
+ALTER TABLE bus.provider_file_deletions OWNER TO postgres;
+
+--
+-- Name: TABLE provider_file_deletions; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.provider_file_deletions IS 'Provider copies of files that are gone (deleted, expired, or a duplicate upload that lost a race), for the cleanup function to delete at the provider.';
+
+--
+-- Name: provider_file_deletions_id_seq; Type: SEQUENCE; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE bus.provider_file_deletions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bus.provider_file_deletions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: provider_files; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.provider_files (
+    file_id uuid NOT NULL,
+    provider text NOT NULL,
+    base_url text NOT NULL,
+    provider_file_id text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT provider_files_provider_check CHECK (((length(provider) >= 1) AND (length(provider) <= 100))),
+    CONSTRAINT provider_files_provider_file_id_check CHECK (((length(provider_file_id) >= 1) AND (length(provider_file_id) <= 500)))
+);
+
+ALTER TABLE bus.provider_files OWNER TO postgres;
+
+--
+-- Name: TABLE provider_files; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.provider_files IS 'The provider''s id of a file uploaded to it for extraction (<NAME>_FILES=extract), so that each file is uploaded to each provider once; base_url is where it was uploaded.';
 
 --
 -- Name: provider_leases; Type: TABLE; Schema: bus; Owner: postgres
@@ -1631,6 +2106,96 @@ COMMENT ON TABLE public.message_bus_chunks IS 'Stored payload bytes in order (se
 COMMENT ON COLUMN public.message_bus_chunks.expires_at IS 'Copy of message_bus.expires_at taken when the chunk was stored, so that cleanup can delete expired payloads without touching the metadata rows.';
 
 --
+-- Name: message_bus_file_chunks; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.message_bus_file_chunks (
+    file_id uuid NOT NULL,
+    seq integer NOT NULL,
+    owner_id uuid NOT NULL,
+    data bytea NOT NULL,
+    CONSTRAINT message_bus_file_chunks_seq_check CHECK ((seq >= 0))
+);
+ALTER TABLE ONLY public.message_bus_file_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+ALTER TABLE public.message_bus_file_chunks OWNER TO postgres;
+
+--
+-- Name: TABLE message_bus_file_chunks; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TABLE public.message_bus_file_chunks IS 'Stored file bytes in order (seq 0..chunk_count-1), about 1 MiB a row; gzip when message_bus_files.compression = gzip. Deleted with their file.';
+
+--
+-- Name: message_bus_files; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.message_bus_files (
+    file_id uuid DEFAULT bus.uuid_v7() NOT NULL,
+    owner_id uuid NOT NULL,
+    status text DEFAULT 'uploading'::text NOT NULL,
+    filename text NOT NULL,
+    content_type text DEFAULT 'application/octet-stream'::text NOT NULL,
+    sha256 text,
+    size_bytes bigint,
+    stored_size_bytes bigint,
+    compression text,
+    stored_checksum text,
+    chunk_count integer,
+    is_text boolean,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT message_bus_files_chunk_count_check CHECK ((chunk_count >= 0)),
+    CONSTRAINT message_bus_files_compression_check CHECK ((compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
+    CONSTRAINT message_bus_files_content_type_check CHECK (((length(content_type) >= 1) AND (length(content_type) <= 255))),
+    CONSTRAINT message_bus_files_filename_check CHECK (((length(filename) >= 1) AND (length(filename) <= 255))),
+    CONSTRAINT message_bus_files_ready_is_complete CHECK (((status <> 'ready'::text) OR ((sha256 IS NOT NULL) AND (size_bytes IS NOT NULL) AND (stored_size_bytes IS NOT NULL) AND (compression IS NOT NULL) AND (stored_checksum IS NOT NULL) AND (chunk_count IS NOT NULL) AND (is_text IS NOT NULL)))),
+    CONSTRAINT message_bus_files_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT message_bus_files_size_bytes_check CHECK ((size_bytes >= 0)),
+    CONSTRAINT message_bus_files_status_check CHECK ((status = ANY (ARRAY['uploading'::text, 'ready'::text]))),
+    CONSTRAINT message_bus_files_stored_checksum_check CHECK ((stored_checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
+    CONSTRAINT message_bus_files_stored_size_bytes_check CHECK ((stored_size_bytes >= 0))
+);
+
+ALTER TABLE public.message_bus_files OWNER TO postgres;
+
+--
+-- Name: TABLE message_bus_files; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TABLE public.message_bus_files IS 'Uploaded files (CONTRACT.md §13), one row each; the bytes are in message_bus_file_chunks. Unique per owner by SHA-256: the same bytes uploaded again answer the same file.';
+
+--
+-- Name: COLUMN message_bus_files.status; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus_files.status IS 'uploading while the chunks stream in (invisible to the owner), ready once sealed by bus.seal_file.';
+
+--
+-- Name: COLUMN message_bus_files.sha256; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus_files.sha256 IS 'Hex SHA-256 of the file''s bytes as uploaded (before compression).';
+
+--
+-- Name: COLUMN message_bus_files.stored_checksum; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus_files.stored_checksum IS 'sha256:<hex> of the stored bytes (the chunks in order, after compression).';
+
+--
+-- Name: COLUMN message_bus_files.is_text; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus_files.is_text IS 'True when the bytes are UTF-8 without NUL: only such files can be sent inline (<NAME>_FILES=inline).';
+
+--
+-- Name: COLUMN message_bus_files.expires_at; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus_files.expires_at IS 'When the file expires; it is kept past this while a message that used it has not expired (bus.file_live_until).';
+
+--
 -- Name: message_bus_observations; Type: TABLE; Schema: public; Owner: postgres
 --
 
@@ -1726,7 +2291,8 @@ CREATE VIEW public.message_bus_meta WITH (security_invoker='true') AS
     m.replay_of,
     m.request_checksum,
     m.request_size_bytes,
-    m.metadata
+    m.metadata,
+    m.files
    FROM public.message_bus m;
 
 ALTER TABLE public.message_bus_meta OWNER TO postgres;
@@ -1780,6 +2346,27 @@ ALTER TABLE ONLY bus.maintenance_log
     ADD CONSTRAINT maintenance_log_pkey PRIMARY KEY (id);
 
 --
+-- Name: message_files message_files_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.message_files
+    ADD CONSTRAINT message_files_pkey PRIMARY KEY (transaction_id, file_id);
+
+--
+-- Name: provider_file_deletions provider_file_deletions_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.provider_file_deletions
+    ADD CONSTRAINT provider_file_deletions_pkey PRIMARY KEY (id);
+
+--
+-- Name: provider_files provider_files_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.provider_files
+    ADD CONSTRAINT provider_files_pkey PRIMARY KEY (file_id, provider);
+
+--
 -- Name: provider_leases provider_leases_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
 --
 
@@ -1829,6 +2416,27 @@ ALTER TABLE ONLY public.message_bus_chunks
     ADD CONSTRAINT message_bus_chunks_pkey PRIMARY KEY (transaction_id, seq);
 
 --
+-- Name: message_bus_file_chunks message_bus_file_chunks_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.message_bus_file_chunks
+    ADD CONSTRAINT message_bus_file_chunks_pkey PRIMARY KEY (file_id, seq);
+
+--
+-- Name: message_bus_files message_bus_files_owner_sha256; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.message_bus_files
+    ADD CONSTRAINT message_bus_files_owner_sha256 UNIQUE (owner_id, sha256);
+
+--
+-- Name: message_bus_files message_bus_files_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.message_bus_files
+    ADD CONSTRAINT message_bus_files_pkey PRIMARY KEY (file_id);
+
+--
 -- Name: message_bus_observations message_bus_observations_once; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -1870,6 +2478,12 @@ ALTER TABLE ONLY public.message_bus_request_chunks
 CREATE INDEX maintenance_log_started_at ON bus.maintenance_log USING btree (started_at);
 
 --
+-- Name: message_files_file_id; Type: INDEX; Schema: bus; Owner: postgres
+--
+
+CREATE INDEX message_files_file_id ON bus.message_files USING btree (file_id);
+
+--
 -- Name: provider_leases_transaction; Type: INDEX; Schema: bus; Owner: postgres
 --
 
@@ -1892,6 +2506,24 @@ CREATE INDEX message_bus_chunks_expires_at ON public.message_bus_chunks USING bt
 --
 
 CREATE INDEX message_bus_expires_at ON public.message_bus USING btree (expires_at) WHERE (payload_deleted_at IS NULL);
+
+--
+-- Name: message_bus_files_expires_at; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX message_bus_files_expires_at ON public.message_bus_files USING btree (expires_at);
+
+--
+-- Name: message_bus_files_owner_created; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX message_bus_files_owner_created ON public.message_bus_files USING btree (owner_id, created_at, file_id);
+
+--
+-- Name: message_bus_files_uploading; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX message_bus_files_uploading ON public.message_bus_files USING btree (created_at) WHERE (status = 'uploading'::text);
 
 --
 -- Name: message_bus_lease; Type: INDEX; Schema: public; Owner: postgres
@@ -1942,6 +2574,12 @@ CREATE TRIGGER message_bus_broadcast_status AFTER UPDATE OF status ON public.mes
 COMMENT ON TRIGGER message_bus_broadcast_status ON public.message_bus IS 'Every status change but expiry (completed, failed) is announced to the owner on bus:<owner_id> (CONTRACT.md §6).';
 
 --
+-- Name: message_bus_file_chunks message_bus_file_chunks_guard; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER message_bus_file_chunks_guard BEFORE INSERT ON public.message_bus_file_chunks FOR EACH ROW EXECUTE FUNCTION bus.file_chunk_guard();
+
+--
 -- Name: message_bus message_bus_watch; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
@@ -1952,6 +2590,27 @@ CREATE TRIGGER message_bus_watch AFTER UPDATE OF status ON public.message_bus FO
 --
 
 COMMENT ON TRIGGER message_bus_watch ON public.message_bus IS 'Every message that completes or fails is sent to the watcher (CONTRACT.md §7).';
+
+--
+-- Name: message_files message_files_file_id_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.message_files
+    ADD CONSTRAINT message_files_file_id_fkey FOREIGN KEY (file_id) REFERENCES public.message_bus_files(file_id) ON DELETE CASCADE;
+
+--
+-- Name: message_files message_files_transaction_id_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.message_files
+    ADD CONSTRAINT message_files_transaction_id_fkey FOREIGN KEY (transaction_id) REFERENCES public.message_bus(transaction_id) ON DELETE CASCADE;
+
+--
+-- Name: provider_files provider_files_file_id_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.provider_files
+    ADD CONSTRAINT provider_files_file_id_fkey FOREIGN KEY (file_id) REFERENCES public.message_bus_files(file_id) ON DELETE CASCADE;
 
 --
 -- Name: watch_queue watch_queue_transaction_id_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
@@ -1966,6 +2625,13 @@ ALTER TABLE ONLY bus.watch_queue
 
 ALTER TABLE ONLY public.message_bus_chunks
     ADD CONSTRAINT message_bus_chunks_transaction_id_fkey FOREIGN KEY (transaction_id) REFERENCES public.message_bus(transaction_id) ON DELETE CASCADE;
+
+--
+-- Name: message_bus_file_chunks message_bus_file_chunks_file_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.message_bus_file_chunks
+    ADD CONSTRAINT message_bus_file_chunks_file_id_fkey FOREIGN KEY (file_id) REFERENCES public.message_bus_files(file_id) ON DELETE CASCADE;
 
 --
 -- Name: message_bus_observations message_bus_observations_transaction_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
@@ -1994,6 +2660,18 @@ ALTER TABLE public.message_bus ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.message_bus_chunks ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: message_bus_file_chunks; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.message_bus_file_chunks ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: message_bus_files; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.message_bus_files ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: message_bus_observations; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 
@@ -2004,6 +2682,18 @@ ALTER TABLE public.message_bus_observations ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE public.message_bus_request_chunks ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: message_bus_file_chunks owners read their file bytes; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY "owners read their file bytes" ON public.message_bus_file_chunks FOR SELECT TO authenticated USING ((owner_id = ( SELECT auth.uid() AS uid)));
+
+--
+-- Name: message_bus_files owners read their files; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY "owners read their files" ON public.message_bus_files FOR SELECT TO authenticated USING (((owner_id = ( SELECT auth.uid() AS uid)) AND (status = 'ready'::text)));
 
 --
 -- Name: message_bus owners read their messages; Type: POLICY; Schema: public; Owner: postgres
@@ -2045,6 +2735,13 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 --
+-- Name: FUNCTION abort_file(p_file_id uuid); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.abort_file(p_file_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.abort_file(p_file_id uuid) TO service_role;
+
+--
 -- Name: FUNCTION acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2066,6 +2763,13 @@ REVOKE ALL ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq int
 GRANT ALL ON FUNCTION bus.append_request_chunk(p_transaction_id uuid, p_seq integer, p_data bytea) TO service_role;
 
 --
+-- Name: FUNCTION begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.begin_file(p_owner uuid, p_filename text, p_content_type text, p_ttl_seconds integer) TO service_role;
+
+--
 -- Name: FUNCTION begin_message(p_owner uuid, p_tool text, p_provider text, p_model text, p_session_id text, p_idempotency_key text, p_ttl_seconds integer, p_metadata jsonb, p_mode text, p_lease_seconds integer, p_request_size bigint, p_request_stored_size bigint, p_request_compression text, p_request_checksum text, p_request_chunk_count integer, p_request_last_chunk bytea, p_stream boolean, p_replay_of uuid, p_default_rpm integer, p_slot_max integer, p_slot_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2084,6 +2788,13 @@ REVOKE ALL ON FUNCTION bus.call_function(p_name text, p_body jsonb, p_timeout_ms
 
 REVOKE ALL ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.claim_orphans(p_max_attempts integer, p_lease_seconds integer, p_limit integer) TO service_role;
+
+--
+-- Name: FUNCTION cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) TO service_role;
 
 --
 -- Name: FUNCTION uuid_v7(); Type: ACL; Schema: bus; Owner: postgres
@@ -2114,6 +2825,13 @@ REVOKE ALL ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms 
 GRANT ALL ON FUNCTION bus.delete_expired_payloads(p_batch integer, p_budget_ms integer) TO service_role;
 
 --
+-- Name: FUNCTION delete_file(p_file_id uuid, p_owner uuid); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) TO service_role;
+
+--
 -- Name: FUNCTION discard_payload(p_transaction_id uuid, p_run integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2133,6 +2851,34 @@ GRANT ALL ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) 
 
 REVOKE ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) TO service_role;
+
+--
+-- Name: FUNCTION file_chunk_guard(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.file_chunk_guard() FROM PUBLIC;
+
+--
+-- Name: FUNCTION file_live_until(p_file_id uuid, p_expires_at timestamp with time zone); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION bus.file_live_until(p_file_id uuid, p_expires_at timestamp with time zone) TO authenticated;
+
+--
+-- Name: FUNCTION finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) TO service_role;
+
+--
+-- Name: FUNCTION forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) TO service_role;
 
 --
 -- Name: FUNCTION log_maintenance(p_job text, p_started_at timestamp with time zone, p_rounds integer, p_complete boolean, p_counts jsonb, p_error text); Type: ACL; Schema: bus; Owner: postgres
@@ -2192,6 +2938,13 @@ REVOKE ALL ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_
 GRANT ALL ON FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) TO service_role;
 
 --
+-- Name: FUNCTION remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.remember_provider_file(p_file_id uuid, p_provider text, p_base_url text, p_provider_file_id text) TO service_role;
+
+--
 -- Name: FUNCTION renew_lease(p_transaction_id uuid, p_run integer, p_lease_seconds integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2247,6 +3000,13 @@ GRANT ALL ON FUNCTION bus.schedule_cleanup(p_schedule text) TO service_role;
 REVOKE ALL ON FUNCTION bus.schedule_job(p_name text, p_schedule text, p_command text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint, p_stored_size bigint, p_compression text, p_stored_checksum text, p_chunk_count integer, p_last_chunk bytea, p_is_text boolean) TO service_role;
+
+--
 -- Name: FUNCTION seal_request(p_transaction_id uuid, p_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_last_chunk bytea); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2259,6 +3019,13 @@ GRANT ALL ON FUNCTION bus.seal_request(p_transaction_id uuid, p_size bigint, p_s
 
 REVOKE ALL ON FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) TO service_role;
+
+--
+-- Name: FUNCTION take_provider_file_deletions(p_limit integer, p_max_attempts integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.take_provider_file_deletions(p_limit integer, p_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.take_provider_file_deletions(p_limit integer, p_max_attempts integer) TO service_role;
 
 --
 -- Name: FUNCTION take_review_slot(p_reviewer text, p_per_hour integer); Type: ACL; Schema: bus; Owner: postgres
@@ -2289,6 +3056,13 @@ REVOKE ALL ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_secon
 GRANT ALL ON FUNCTION bus.try_trial(p_provider text, p_model text, p_hold_seconds integer) TO service_role;
 
 --
+-- Name: FUNCTION use_files(p_transaction_id uuid, p_file_ids uuid[]); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.use_files(p_transaction_id uuid, p_file_ids uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.use_files(p_transaction_id uuid, p_file_ids uuid[]) TO service_role;
+
+--
 -- Name: FUNCTION watch_on_finish(); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2306,6 +3080,24 @@ GRANT ALL ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version 
 --
 
 GRANT SELECT,INSERT,DELETE ON TABLE bus.maintenance_log TO service_role;
+
+--
+-- Name: TABLE message_files; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.message_files TO service_role;
+
+--
+-- Name: TABLE provider_file_deletions; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.provider_file_deletions TO service_role;
+
+--
+-- Name: TABLE provider_files; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.provider_files TO service_role;
 
 --
 -- Name: TABLE provider_leases; Type: ACL; Schema: bus; Owner: postgres
@@ -2349,6 +3141,20 @@ GRANT ALL ON TABLE bus.watch_queue TO service_role;
 
 GRANT ALL ON TABLE public.message_bus_chunks TO service_role;
 GRANT SELECT ON TABLE public.message_bus_chunks TO authenticated;
+
+--
+-- Name: TABLE message_bus_file_chunks; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON TABLE public.message_bus_file_chunks TO service_role;
+GRANT SELECT ON TABLE public.message_bus_file_chunks TO authenticated;
+
+--
+-- Name: TABLE message_bus_files; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON TABLE public.message_bus_files TO service_role;
+GRANT SELECT ON TABLE public.message_bus_files TO authenticated;
 
 --
 -- Name: TABLE message_bus_observations; Type: ACL; Schema: public; Owner: postgres

@@ -78,8 +78,12 @@ Deno.test("pg_cron job message-bus-cleanup runs hourly and calls the cleanup fun
     "bookkeeping_deleted",
     "cron_runs_deleted",
     "expired",
+    "file_chunks_deleted",
+    "files_deleted",
     "http_responses_deleted",
     "payload_chunks_deleted",
+    "provider_file_deletions_failed",
+    "provider_files_deleted",
     "purged",
     "reaped",
   ]);

@@ -32,6 +32,7 @@ function meta(partial: Partial<MessageMeta>): MessageMeta {
     watcher: null,
     request_checksum: null,
     request_size_bytes: null,
+    files: [],
     ...partial,
   };
 }

@@ -11,7 +11,7 @@ import { mintStackKeys } from "../keys.ts";
 const health = (fn = "tool-invoke") => `${testStack().functionsUrl}/${fn}/health`;
 
 Deno.test("gateway answers 200 to the anon key on every function's health route", async () => {
-  for (const fn of ["tool-invoke", "message-fetch", "watcher", "cleanup"]) {
+  for (const fn of ["tool-invoke", "message-fetch", "files", "watcher", "cleanup"]) {
     const res = await fetch(health(fn), { headers: { authorization: `Bearer ${testStack().anonKey}` } });
     const body = await res.json();
     assert.deepEqual(res.status, 200, `${fn}: ${JSON.stringify(body)}`);

@@ -89,7 +89,11 @@ export async function spawnStack(opts: {
       reject(new Error(`the stack exited before it was ready; see ${logPath}`));
     })().catch(reject);
   });
-  const stderrPump = child.stderr.pipeTo(logFile.writable, { preventClose: true });
+  // A loop, as for stdout: `child.stderr.pipeTo(logFile.writable)` wrote nothing into the file here (Deno 2.9), so
+  // the functions' console.error lines (and the stack's own) never reached the log.
+  const stderrPump = (async () => {
+    for await (const chunk of child.stderr) await logFile.write(chunk);
+  })();
   const timeoutMs = opts.startTimeoutMs ?? 180_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

@@ -50,7 +50,7 @@ select columns_are('public', 'message_bus_meta', array[
   'payload_size_bytes', 'stored_size_bytes', 'compression', 'chunk_count', 'finish_reason', 'usage', 'error',
   'created_at', 'updated_at', 'completed_at', 'expires_at', 'retrieved_at', 'retrieved_count', 'provider_ms',
   'write_ms', 'watcher', 'stored_checksum', 'content_type', 'mode', 'stream', 'attempts', 'replay_of',
-  'request_checksum', 'request_size_bytes', 'metadata'
+  'request_checksum', 'request_size_bytes', 'metadata', 'files'
 ], 'message_bus_meta keeps every column in order');
 select ok(
   (select 'security_invoker=true' = any (reloptions) from pg_class where oid = 'public.message_bus_meta'::regclass),

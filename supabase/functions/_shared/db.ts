@@ -10,6 +10,7 @@ import { settings } from "./env.ts";
 import { byteaType } from "./bytea.ts";
 import { busy } from "./errors.ts";
 import type { Caller } from "./auth.ts";
+import { noDelaySocket } from "./db_socket.ts";
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -27,6 +28,8 @@ export function db(): Sql {
     connect_timeout: 10,
     onnotice: () => {},
     types: { bytea: byteaType },
+    // TCP_NODELAY (db_socket.ts). postgres.js documents `socket` but leaves it out of its types.
+    ...({ socket: noDelaySocket } as object),
   });
   return client;
 }

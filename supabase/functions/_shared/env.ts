@@ -65,6 +65,10 @@ export const settingsSchema = z.object({
   MESSAGE_BUS_INLINE_FALLBACK: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
 
   MESSAGE_BUS_MAX_PAYLOAD_MB: intFrom(100, 1, 1024),
+  /** Largest uploaded file (413 past it). */
+  MESSAGE_BUS_MAX_FILE_MB: intFrom(100, 1, 1024),
+  /** Time to live of an uploaded file; a file used by a message is kept until that message expires too. */
+  MESSAGE_BUS_FILE_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
   MESSAGE_BUS_DEFAULT_TTL_SECONDS: intFrom(172_800, 60, 31_536_000),
   MESSAGE_BUS_MIN_TTL_SECONDS: intFrom(60, 1, 31_536_000),
   MESSAGE_BUS_MAX_TTL_SECONDS: intFrom(2_592_000, 60, 31_536_000),

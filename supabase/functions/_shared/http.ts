@@ -29,6 +29,8 @@ export function createApp(name: string, opts: AppOptions = {}): Hono {
         "content-type",
         "idempotency-key",
         ...(opts.allowHeaders ?? []),
+        "x-filename",
+        "x-owner-id",
       ],
       exposeHeaders: [
         "etag",
@@ -43,6 +45,8 @@ export function createApp(name: string, opts: AppOptions = {}): Hono {
         "x-bus-checksum",
         "x-bus-degraded",
         "server-timing",
+        "x-file-id",
+        "content-disposition",
         ...(opts.exposeHeaders ?? []),
       ],
     }),

@@ -44,10 +44,23 @@ export class MissingChunkError extends Error {
   }
 }
 
-/** The stored chunks of a message, in order, each read in its own short transaction as `caller` (on `sql`). */
-export async function* storedChunks(caller: Caller, meta: StoredMeta, sql: Sql = db()): AsyncGenerator<Uint8Array> {
+/** Where stored chunks live: a message's payload (default), or an uploaded file's bytes (`transaction_id` = file id). */
+export type ChunkSource = "payload" | "file";
+
+const CHUNK_TABLES: Record<ChunkSource, { table: string; key: string }> = {
+  payload: { table: "public.message_bus_chunks", key: "transaction_id" },
+  file: { table: "public.message_bus_file_chunks", key: "file_id" },
+};
+
+/** The stored chunks of a message (or file), in order, each read in its own short transaction as `caller`. */
+export async function* storedChunks(
+  caller: Caller,
+  meta: StoredMeta,
+  sql: Sql = db(),
+  source: ChunkSource = "payload",
+): AsyncGenerator<Uint8Array> {
   const read = async (seq: number) => {
-    const data = await asCaller(caller, (tx) => readChunk(tx, meta.transaction_id, seq), sql);
+    const data = await asCaller(caller, (tx) => readChunk(tx, meta.transaction_id, seq, source), sql);
     if (!data) throw new MissingChunkError(meta.transaction_id, seq);
     return data;
   };
@@ -75,12 +88,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * runs as the transaction's role, so row-level security applies as to any query. COPY takes no parameters: the
  * ID is checked to be a UUID and `seq` an integer before they are written into the statement.
  */
-export async function readChunk(tx: Tx, transactionId: string, seq: number): Promise<Uint8Array | undefined> {
+export async function readChunk(
+  tx: Tx,
+  transactionId: string,
+  seq: number,
+  source: ChunkSource = "payload",
+): Promise<Uint8Array | undefined> {
   if (!UUID.test(transactionId)) throw new Error(`not a transaction ID: ${JSON.stringify(transactionId)}`);
   if (!Number.isSafeInteger(seq) || seq < 0) throw new Error(`not a chunk number: ${seq}`);
+  const { table, key } = CHUNK_TABLES[source];
   const stream = await tx.unsafe(
-    `copy (select data from public.message_bus_chunks where transaction_id = '${transactionId}' and seq = ${seq})
-     to stdout (format binary)`,
+    `copy (select data from ${table} where ${key} = '${transactionId}' and seq = ${seq}) to stdout (format binary)`,
   ).readable();
   const parts: Uint8Array[] = [];
   try {

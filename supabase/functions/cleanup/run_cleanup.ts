@@ -9,6 +9,7 @@
  */
 import { asService, type Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
+import { deleteProviderCopies } from "../_shared/files/provider_deletions.ts";
 
 export interface CleanupCounts {
   /** Metadata rows marked expired. */
@@ -20,6 +21,12 @@ export interface CleanupCounts {
   http_responses_deleted: number;
   cron_runs_deleted: number;
   bookkeeping_deleted: number;
+  /** Uploaded files deleted: expired and used by no unexpired message, or uploads that stopped. */
+  files_deleted: number;
+  file_chunks_deleted: number;
+  /** Provider copies of deleted files deleted at the provider (and failures, tried again next run). */
+  provider_files_deleted: number;
+  provider_file_deletions_failed: number;
 }
 
 export interface CleanupResult extends CleanupCounts {
@@ -41,6 +48,10 @@ const KEYS = [
   "http_responses_deleted",
   "cron_runs_deleted",
   "bookkeeping_deleted",
+  "files_deleted",
+  "file_chunks_deleted",
+  "provider_files_deleted",
+  "provider_file_deletions_failed",
 ] as const;
 
 /**
@@ -71,13 +82,29 @@ export async function runCleanup(sql: Sql, s: Settings, job = "cleanup"): Promis
           make_interval(days => ${s.CLEANUP_CRON_HISTORY_DAYS}),
           ${s.CLEANUP_MARK_BATCH_SIZE},
           ${s.MESSAGE_BUS_MAX_ATTEMPTS}) as round`, sql);
+      // Files (issue #16): expired files no unexpired message uses, in the same round's budget.
+      const [{ files }] = await asService(
+        (tx) =>
+          tx<{ files: { files_deleted: number; file_chunks_deleted: number; more: boolean } }[]>`
+        select bus.cleanup_files(${s.CLEANUP_BATCH_SIZE}, ${
+            Math.max(1, Math.min(s.CLEANUP_ROUND_MS, Math.floor(left())))
+          })
+          as files`,
+        sql,
+      );
       rounds++;
-      for (const key of KEYS) totals[key] += Number(round[key] ?? 0);
-      more = round.more;
+      for (const key of KEYS) {
+        totals[key] += Number(round[key] ?? 0) + Number((files as Record<string, unknown>)[key] ?? 0);
+      }
+      more = round.more || files.more;
       if (more && !round.payloads_left && s.CLEANUP_PAUSE_MS > 0 && left() > s.CLEANUP_PAUSE_MS) {
         await new Promise((r) => setTimeout(r, s.CLEANUP_PAUSE_MS));
       }
     }
+    // The provider copies of files deleted now or before (HTTP calls, after the database work, within the budget).
+    const copies = await deleteProviderCopies(sql, s, started + s.CLEANUP_BUDGET_MS);
+    totals.provider_files_deleted += copies.provider_files_deleted;
+    totals.provider_file_deletions_failed += copies.provider_file_deletions_failed;
   } catch (err) {
     await log(false, err instanceof Error ? err.message : String(err)).catch((logErr) =>
       console.error(`[cleanup] logging the failed run failed too: ${logErr}`)

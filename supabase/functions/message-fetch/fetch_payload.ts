@@ -10,6 +10,7 @@ import type { Sql } from "../_shared/db.ts";
 import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
 import { type FetchRow, markRetrieved, readMeta } from "../_shared/message/read.ts";
 import { metaBody, publicError } from "../_shared/message/meta.ts";
+import { acceptsGzip, hexToBase64 } from "../_shared/representation.ts";
 
 /** Answers a payload request. */
 export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: string): Promise<Response> {
@@ -104,22 +105,7 @@ function integrityError(err: ChecksumMismatchError): BusError {
   );
 }
 
-function acceptsGzip(header: string | undefined): boolean {
-  if (!header) return false;
-  return header.split(",").some((part) => {
-    const [coding, ...params] = part.trim().toLowerCase().split(";");
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
-    return (coding === "gzip" || coding === "*") && (!q || Number(q.slice(2)) > 0);
-  });
-}
-
 function matchesEtag(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   return header.split(",").some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === "*");
-}
-
-function hexToBase64(hex: string): string {
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return btoa(String.fromCharCode(...bytes));
 }

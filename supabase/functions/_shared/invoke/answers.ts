@@ -26,6 +26,9 @@ export function failureStatus(code: string): ContentfulStatusCode {
   switch (code) {
     case "payload_too_large":
       return 413;
+    case "file_not_found": // a file deleted or expired between the request and its run
+    case "file_not_text":
+      return 400;
     case "storage_failed":
     case "worker_lost":
       return 500;

@@ -17,7 +17,8 @@ import type { Settings } from "../env.ts";
 import { type StoredPayload, storePayload } from "../payload_store.ts";
 import { type ResponseSummary, SummaryCollector } from "../providers/response_summary.ts";
 import { providerClient, type ProviderConfig, sendProviderRequest } from "../providers/openai_compatible.ts";
-import type { Tool } from "../tools/tool.ts";
+import type { BodyPart, Tool } from "../tools/tool.ts";
+import { fileMessages } from "../files/messages.ts";
 import { completeMessage, failMessage, getMessage } from "../message/lifecycle.ts";
 import type { Attempt, MessageRow } from "../message/row.ts";
 import {
@@ -186,6 +187,22 @@ async function tryRoute(
     fetch: a.fetch,
   });
   const sleep = a.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  // Files (CONTRACT.md §13): the input's files as system messages, the way this provider takes them (undefined: none).
+  let messages: BodyPart[] | undefined;
+  try {
+    messages = await fileMessages({
+      sql: a.sql,
+      transactionId: a.transactionId,
+      input: a.input,
+      provider: route.provider,
+      client,
+      settings: s,
+    });
+  } catch (err) {
+    if (!(err instanceof BusError)) throw err;
+    attempts.push({ provider: name, model: route.model, outcome: "error", status: null, error_code: err.code });
+    throw await recordFailure(a, { ...err.details, provider: name, code: err.code, message: err.message }, attempts);
+  }
   for (let n = 0;; n++) {
     const controller = new AbortController();
     let timedOut = false;
@@ -197,7 +214,11 @@ async function tryRoute(
     let headersAt = started;
     let response: Response | undefined;
     try {
-      response = await sendProviderRequest(client, a.tool.providerRequest(a.inputJson, route.model), controller.signal);
+      response = await sendProviderRequest(
+        client,
+        a.tool.providerRequest(a.inputJson, route.model, messages),
+        controller.signal,
+      );
       headersAt = performance.now();
       const summary = new SummaryCollector();
       const body = response.body ?? ReadableStream.from<Uint8Array>([]);

@@ -21,6 +21,7 @@ import { parseRouteRef, type ProviderConfig } from "../providers/config.ts";
 import { failureError } from "./answers.ts";
 import { callUnstored, type Unstored } from "./unstored.ts";
 import { isDatabaseUnreachable } from "../db_errors.ts";
+import { resolveFiles } from "../files/resolve.ts";
 
 /** The service role's messages belong to this owner unless the body names one. */
 export const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
@@ -106,6 +107,8 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
     }
     const model = body.model ?? config.defaultModel;
     const routes = routesOf(config, model, body.fallbacks, s);
+    // Files (issue #16): unknown, foreign or (inline) binary files are a 400 before anything is recorded.
+    await resolveFiles(deps.sql, owner, body.input, config.name, s);
     const validatedMs = performance.now() - started;
 
     const input = sub.members.get("input");

@@ -2,9 +2,9 @@
  * The public JSON shape of a message's metadata (CONTRACT.md §5) and the one mapping to it from a row. The SDK
  * (client/types.ts) uses these types, so server and client agree on the wire shape.
  */
-import type { Attempt, MessageRow, MessageStatus, MetaRow, WatcherView } from "./row.ts";
+import type { Attempt, FileUse, MessageRow, MessageStatus, MetaRow, WatcherView } from "./row.ts";
 
-export type { Attempt, MessageStatus, WatcherView };
+export type { Attempt, FileUse, MessageStatus, WatcherView };
 
 /** `GET /message-fetch/<id>/meta`, one element of the list, and the `meta` of a 410 answer. */
 export interface MessageMeta {
@@ -38,6 +38,8 @@ export interface MessageMeta {
   /** `sha256:<hex>` of the stored request (replay, audit). */
   request_checksum: string | null;
   request_size_bytes: number | null;
+  /** The files the message used (chat `input.files`, CONTRACT.md §13); empty when none. */
+  files: FileUse[];
 }
 
 /** The meta of `row` (read through the view, or the plain row with no observation yet). */
@@ -71,6 +73,7 @@ export function metaBody(row: MessageRow | MetaRow): MessageMeta {
     watcher: "watcher" in row ? row.watcher : null,
     request_checksum: row.request_checksum,
     request_size_bytes: num(row.request_size_bytes),
+    files: row.files ?? [],
   };
 }
 

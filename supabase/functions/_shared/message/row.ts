@@ -52,6 +52,15 @@ export interface MessageRow {
   content_type: string | null;
   request_checksum: string | null;
   request_size_bytes: string | null;
+  /** The files the message used (chat `input.files`), null when none. */
+  files: FileUse[] | null;
+}
+
+/** A file a message used, as `public.message_bus.files` records it (CONTRACT.md §13). */
+export interface FileUse {
+  file_id: string;
+  sha256: string;
+  filename: string;
 }
 
 /** What the watcher last said, as `public.message_bus_meta.watcher` shows it. */
@@ -74,7 +83,7 @@ export const MESSAGE_COLUMNS = `transaction_id, owner_id, status, tool, provider
   error, attempts, replay_of, created_at,
   to_char(updated_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_at, completed_at, expires_at,
   retrieved_at, retrieved_count, provider_ms, write_ms, metadata ->> 'content_type' as content_type,
-  request_checksum, request_size_bytes`;
+  request_checksum, request_size_bytes, files`;
 
 /** {@link MESSAGE_COLUMNS} plus `watcher`, for reads through `public.message_bus_meta`. */
 export const META_COLUMNS = `${MESSAGE_COLUMNS}, watcher`;
