@@ -48,6 +48,7 @@ Deno.test("Postgres down under the running functions: 503 bus_unavailable at onc
   const env = { DEVSTACK_PG_RESTART_DELAY_MS: "5000", MESSAGE_BUS_INLINE_FALLBACK: "false" };
   let stack: StackProcess | undefined = await spawnStack({ root: ROOT, env, log });
   const dataDir = stack.testEnv().DEVSTACK_DATA_DIR;
+  let passed = false;
   try {
     const token = await mintUserToken(crypto.randomUUID(), stack.jwtSecret, { expiresInSeconds: 3600 });
     assert.equal((await invoke(stack, token, "sync")).status, 200);
@@ -93,10 +94,12 @@ Deno.test("Postgres down under the running functions: 503 bus_unavailable at onc
     assert.equal(stored.status, 200);
     assert.equal(stored.headers.get("x-bus-degraded"), null, "stored normally again");
     assert.equal((await stored.json()).status, "completed");
+    passed = true;
   } finally {
     if (stack) {
       const stopped = await stack.stop();
-      if (stopped.clean) await stack.cleanup();
+      if (stopped.clean && passed) await stack.cleanup();
+      else console.log(`stack log kept: ${stack.logPath}`);
     }
   }
 });

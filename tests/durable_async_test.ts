@@ -20,6 +20,7 @@ Deno.test("SIGKILL with 20 async invokes in flight: after a restart all 20 compl
   let running: StackProcess | undefined = first;
   const dataDir = first.testEnv().DEVSTACK_DATA_DIR;
   let sql: postgres.Sql | undefined;
+  let passed = false;
   try {
     const user = crypto.randomUUID();
     const token = await mintUserToken(user, first.jwtSecret, { expiresInSeconds: 3600 });
@@ -90,11 +91,13 @@ Deno.test("SIGKILL with 20 async invokes in flight: after a restart all 20 compl
       >`select checksum from public.message_bus where transaction_id = ${id}::uuid`;
       assert.equal(`sha256:${createHash("sha256").update(bytes).digest("hex")}`, row[0].checksum);
     }
+    passed = true;
   } finally {
     await sql?.end();
     if (running) {
       const stopped = await running.stop();
-      if (stopped.clean) await running.cleanup();
+      if (stopped.clean && passed) await running.cleanup();
+      else console.log(`stack log kept: ${running.logPath}`);
     }
   }
 });

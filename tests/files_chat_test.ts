@@ -17,6 +17,7 @@ import { fetchJson, invoke, MODEL, sha256Hex } from "./claim_check_helpers.ts";
 import {
   binaryWith,
   deleteFile,
+  kimiBase,
   standinCompletionId,
   standinContent,
   standinFiles,
@@ -191,7 +192,7 @@ Deno.test("a file deleted between the request's check and its run fails the mess
     routes: [{
       provider: {
         name: "kimi",
-        baseURL: testStack().standinUrl,
+        baseURL: kimiBase(),
         apiKey: "test-key",
         defaultModel: MODEL,
         fallbacks: [],

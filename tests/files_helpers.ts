@@ -71,15 +71,20 @@ export interface StandinFile {
 
 /** The files the stand-in holds under the providers' base path (`GET {base}/files`), optionally by name. */
 export async function standinFiles(filename?: string): Promise<StandinFile[]> {
-  const res = await fetch(`${testStack().standinUrl}/files`, { headers: { authorization: "Bearer any" } });
+  const res = await fetch(`${kimiBase()}/files`, { headers: { authorization: "Bearer any" } });
   if (res.status !== 200) throw new Error(`stand-in files answered ${res.status}: ${await res.text()}`);
   const files = (await res.json()).data as StandinFile[];
   return filename === undefined ? files : files.filter((f) => f.filename === filename);
 }
 
+/** Where the local stack points kimi: the stand-in under a prefix of its own (devstack/stack.ts standinBaseUrl). */
+export function kimiBase(): string {
+  return `${new URL(testStack().standinUrl).origin}/kimi/v1`;
+}
+
 /** The stand-in's extraction of one of its files (`GET {base}/files/<id>/content`), as text. */
 export async function standinContent(id: string): Promise<string> {
-  const res = await fetch(`${testStack().standinUrl}/files/${id}/content`, {
+  const res = await fetch(`${kimiBase()}/files/${id}/content`, {
     headers: { authorization: "Bearer any" },
   });
   if (res.status !== 200) throw new Error(`stand-in content answered ${res.status}: ${await res.text()}`);
@@ -91,7 +96,7 @@ export async function standinPrefixStats(): Promise<{ uploads: number; deletes: 
   const root = testStack().standinUrl.replace(/\/v1\/?$/, "");
   const res = await fetch(`${root}/__standin/stats`);
   const stats = await res.json();
-  return stats.prefixes["/v1"] ?? { uploads: 0, deletes: 0, content_reads: 0 };
+  return stats.prefixes["/kimi/v1"] ?? { uploads: 0, deletes: 0, content_reads: 0 };
 }
 
 /** Makes the stand-in forget every file it holds (a provider that lost them). */

@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { settings } from "./env.ts";
 import { byteaType } from "./bytea.ts";
 import { busy } from "./errors.ts";
+import { onDriverFault } from "./driver_guard.ts";
 import type { Caller } from "./auth.ts";
 import { noDelaySocket } from "./db_socket.ts";
 
@@ -17,11 +18,29 @@ export type Tx = postgres.TransactionSql;
 /** What runs a query: the shared client (one autocommit statement) or a transaction. */
 export type Query = postgres.ISql;
 
+let pool: Sql | undefined;
 let client: Sql | undefined;
 
-/** The shared client, created on first use. */
+/**
+ * The shared client. It is a stable handle on the instance's pool: when the driver guard finds a wedged connection
+ * (driver_guard.ts, porsager/postgres#1209), the pool is replaced — its queries in flight are rejected, and every
+ * holder of this handle, including a run that started before, goes on with fresh connections.
+ */
 export function db(): Sql {
-  client ??= postgres(settings().SUPABASE_DB_URL, {
+  client ??= new Proxy(function () {} as unknown as Sql, {
+    apply: (_target, self, args) => Reflect.apply(currentPool() as unknown as (...a: unknown[]) => unknown, self, args),
+    get: (_target, prop) => {
+      const p = currentPool();
+      const value = Reflect.get(p, prop, p);
+      return typeof value === "function" ? value.bind(p) : value;
+    },
+  });
+  return client;
+}
+
+function currentPool(): Sql {
+  if (pool) return pool;
+  pool = postgres(settings().SUPABASE_DB_URL, {
     prepare: false,
     max: settings().DB_POOL_SIZE,
     idle_timeout: 30,
@@ -31,8 +50,14 @@ export function db(): Sql {
     // TCP_NODELAY (db_socket.ts). postgres.js documents `socket` but leaves it out of its types.
     ...({ socket: noDelaySocket } as object),
   });
-  return client;
+  return pool;
 }
+
+onDriverFault(() => {
+  const wedged = pool;
+  pool = undefined; // the next query opens a fresh pool
+  wedged?.end({ timeout: 0 }).catch((err) => console.error(`[db] closing the replaced pool: ${err}`));
+});
 
 /**
  * The instance's database slots, one per pooled connection. postgres.js queues a query without limit when every

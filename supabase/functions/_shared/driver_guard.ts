@@ -7,10 +7,31 @@
  * driver's close handling; only the stray timer throws.
  *
  * The guard recognises exactly that error (a TypeError about reading 'write' of null, thrown from
- * postgres/src/connection.js `nextWrite`), logs it, and keeps the isolate alive. Every other uncaught error keeps its
- * default behaviour.
+ * postgres/src/connection.js `nextWrite`), logs it, and keeps the isolate alive. It cannot repair the connection:
+ * the throw leaves that connection's write timer set, so every later write on it is buffered and never sent (the
+ * hang porsager/postgres#1209 describes). So it also tells the clients that registered with {@link onDriverFault}
+ * to replace their pools (db.ts does: queries on the old pool are rejected, new ones get fresh connections). Every
+ * other uncaught error keeps its default behaviour.
  */
 const INSTALLED = Symbol.for("message-bus.postgres-driver-guard");
+const LISTENERS = Symbol.for("message-bus.postgres-driver-guard.listeners");
+
+type FaultListener = () => void;
+
+function listeners(): Set<FaultListener> {
+  const g = globalThis as unknown as Record<symbol, Set<FaultListener>>;
+  g[LISTENERS] ??= new Set();
+  return g[LISTENERS];
+}
+
+/**
+ * Calls `listener` whenever the guard catches the defect (some connection of some postgres.js client is wedged; the
+ * listener replaces its client's connections). Returns a function that unregisters it.
+ */
+export function onDriverFault(listener: FaultListener): () => void {
+  listeners().add(listener);
+  return () => listeners().delete(listener);
+}
 
 /** True for the postgres.js null-socket write error (and nothing else). */
 export function isNullSocketWrite(error: unknown): boolean {
@@ -27,8 +48,15 @@ export function installDriverGuard(log: (m: string) => void = (m) => console.err
     if (!isNullSocketWrite(event.error)) return;
     event.preventDefault();
     log(
-      "[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208); the query on it was " +
-        "already rejected, the isolate goes on",
+      "[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208); the isolate goes on " +
+        `and ${listeners().size} client(s) replace their connections`,
     );
+    for (const listener of listeners()) {
+      try {
+        listener();
+      } catch (err) {
+        log(`[db] replacing a client's connections failed: ${err instanceof Error ? err.message : err}`);
+      }
+    }
   });
 }
