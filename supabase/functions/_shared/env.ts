@@ -75,6 +75,13 @@ export const settingsSchema = z.object({
   CLEANUP_PAUSE_MS: intFrom(450, 0, 10_000),
   CLEANUP_HTTP_RESPONSES_KEEP_MINUTES: intFrom(60, 1, 10_080),
   CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
+
+  /** Where alert firings and resolutions are POSTed (through pg_net); unset: Realtime topic `ops` only. */
+  ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** A model-written summary and suggested fix for each new error group (the watcher's reviewer; off without its key). */
+  OPS_ERROR_INVESTIGATION: z.enum(["on", "off"]).default("off"),
+  /** Hard hourly budget of investigations, counted in the database (bus.take_review_slot). */
+  OPS_INVESTIGATIONS_PER_HOUR: intFrom(10, 0, 1_000),
 }).superRefine((s, ctx) => {
   if (s.MESSAGE_BUS_BODY_BUDGET_MB < s.MESSAGE_BUS_MAX_PAYLOAD_MB) {
     ctx.addIssue({
