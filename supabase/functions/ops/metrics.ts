@@ -159,7 +159,7 @@ const HISTOGRAMS: HistogramDef[] = [
     name: "bus_payload_bytes",
     help: "Payload size of completed messages.",
     bounds: SIZE_BOUNDS_BYTES,
-    scale: 1,
+    divisor: 1,
   },
 ];
 
