@@ -61,4 +61,3 @@ export function strictLines(text: string): string[] {
   }
   return samples;
 }
-
