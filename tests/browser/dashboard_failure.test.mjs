@@ -1,0 +1,58 @@
+// The user dashboard shows why a failed message failed (meta.error: code and message, in full) and keeps long
+// values on the page: they wrap instead of being cut off or pushed past the right edge.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac, randomUUID } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const API = process.env.SUPABASE_URL;
+const SECRET = process.env.JWT_SECRET;
+assert.ok(API && SECRET, "SUPABASE_URL and JWT_SECRET come from the test runner (npm test)");
+
+const b64url = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+function userToken(sub) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = `${b64url({ alg: "HS256", typ: "JWT" })}.${
+    b64url({ role: "authenticated", aud: "authenticated", sub, iat: now, exp: now + 3600 })
+  }`;
+  return `${head}.${createHmac("sha256", SECRET).update(head).digest("base64url")}`;
+}
+
+test("the dashboard shows why a message failed, in full, and wraps long values", { timeout: 120_000 }, async () => {
+  const token = userToken(randomUUID());
+  const res = await fetch(`${API}/functions/v1/tool-invoke`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      tool: "chat",
+      provider: "glm",
+      input: { messages: [{ role: "user", content: `why ${randomUUID()} #standin {"status": 400}` }] },
+    }),
+  });
+  const failed = await res.json();
+  assert.equal(res.status, 502);
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--no-first-run"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 900, height: 800 } });
+    await page.goto(`${API}/dashboard/`);
+    await page.fill("#token", token);
+    await page.click('#auth button[type="submit"]');
+    const row = page.locator(`tr[data-id="${failed.transaction_id}"]`);
+    await row.waitFor({ timeout: 60_000 });
+    const why = await row.locator("td.why").textContent();
+    assert.equal(why, `${failed.error.code}: ${failed.error.message}`);
+    assert.ok(why.length > 80, "a long reason, shown whole");
+    // Nothing runs past the right edge of the page: long values wrap.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than the window`);
+    const box = await row.locator("td.why").boundingBox();
+    assert.ok(box.x + box.width <= 900, "the reason stays inside the window");
+    assert.ok(box.height > 30, "and wraps onto more than one line");
+  } finally {
+    await browser.close();
+  }
+});
