@@ -1,11 +1,12 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks one after another (each starts its own stack) and leaves their
- * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup (default: all).
+ * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup, ops (default: all).
  */
 const BENCHES: Record<string, string> = {
   "claim-check": "bench/claim_check_bench.ts",
   realtime: "bench/realtime_bench.ts",
   cleanup: "bench/cleanup_bench.ts",
+  ops: "bench/ops_bench.ts",
 };
 
 const chosen = Deno.args.length ? Deno.args : Object.keys(BENCHES);

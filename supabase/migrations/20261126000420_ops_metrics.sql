@@ -403,6 +403,11 @@ comment on function bus.ops_fold(interval, interval, interval) is
 -- The watermarks start at the migration: what is already in the table is folded once, here.
 insert into bus.ops_fold_state (messages_through, observations_through) values ('-infinity', 0);
 select bus.ops_fold(p_settle => '0 seconds', p_max_window => null);
+-- Rows that expired before the expiry trigger existed recorded no move: the status totals start from the table.
+delete from bus.ops_event_totals where metric = 'messages';
+insert into bus.ops_event_totals (metric, labels, value)
+select 'messages', jsonb_build_object('status', m.status), count(*)
+  from public.message_bus m where m.status <> 'pending' group by m.status;
 
 revoke execute on function bus.ops_duration_bounds(), bus.ops_size_bounds(), bus.ops_bucket(float8, float8[]),
   bus.ops_uuid_floor(timestamptz), bus.ops_note_expiry(), bus.ops_note_purge(),
