@@ -23,9 +23,9 @@ select ok(not has_function_privilege('service_role', 'bus.add_error_occurrence(t
 -- Triggers
 -- ---------------------------------------------------------------------------------------------------------------
 select ok((select pg_get_triggerdef(oid) from pg_trigger where tgname = 'message_bus_ops_expiry')
-            like '%WHEN ((new.status = ''expired''::text)%', 'the expiry trigger fires only on expiry');
+            like '%WHEN (((new.status = ''expired''::text)%', 'the expiry trigger fires only on expiry');
 select ok((select pg_get_triggerdef(oid) from pg_trigger where tgname = 'message_bus_error_group')
-            like '%WHEN ((new.status = ''failed''::text)%', 'the error-group trigger fires only on failure');
+            like '%WHEN (((new.status = ''failed''::text)%', 'the error-group trigger fires only on failure');
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Fingerprints and buckets

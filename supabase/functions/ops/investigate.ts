@@ -9,7 +9,7 @@
  *   WATCHER_REVIEW_MAX_INPUT_CHARS; the answer is capped at WATCHER_REVIEW_MAX_OUTPUT_TOKENS;
  * - one attempt per group: a failed or refused call is recorded as such and not repeated.
  */
-import { withDb } from "../_shared/db.ts";
+import { type Sql, withDb } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
 import { providerClient, providerConfig } from "../_shared/providers/openai_compatible.ts";
 
@@ -29,8 +29,11 @@ interface Candidate {
   source: string;
 }
 
-/** Investigates up to MAX_PER_RUN uninvestigated groups first seen in the last day; returns how many were recorded. */
-export async function investigateNewGroups(s: Settings, deps: { fetch?: typeof fetch } = {}): Promise<number> {
+/** Investigates up to MAX_PER_RUN uninvestigated groups first seen in the last day, newest first; returns how many were recorded. */
+export async function investigateNewGroups(
+  s: Settings,
+  deps: { sql?: Sql; fetch?: typeof fetch } = {},
+): Promise<number> {
   if (s.OPS_ERROR_INVESTIGATION !== "on" || s.WATCHER_REVIEW_PROVIDER === "none") return 0;
   const config = providerConfig(s.WATCHER_REVIEW_PROVIDER, s);
   if (!config.apiKey) return 0; // off without a key
@@ -39,13 +42,14 @@ export async function investigateNewGroups(s: Settings, deps: { fetch?: typeof f
     sql<Candidate[]>`
       select fingerprint, code, provider, message, example, count::text as count, source from bus.error_groups
        where investigation is null and first_seen > now() - interval '1 day'
-       order by first_seen limit ${MAX_PER_RUN}`
-  );
+       order by first_seen desc limit ${MAX_PER_RUN}`, deps.sql);
   let recorded = 0;
   for (const group of candidates) {
-    const [{ allowed }] = await withDb((sql) =>
-      sql<{ allowed: boolean }[]>`
-        select bus.take_review_slot(${`ops:${config.name}:${model}`}, ${s.OPS_INVESTIGATIONS_PER_HOUR}) as allowed`
+    const [{ allowed }] = await withDb(
+      (sql) =>
+        sql<{ allowed: boolean }[]>`
+        select bus.take_review_slot(${`ops:${config.name}:${model}`}, ${s.OPS_INVESTIGATIONS_PER_HOUR}) as allowed`,
+      deps.sql,
     );
     if (!allowed) break; // the hour's budget is spent: the rest wait for the next hour
     const started = performance.now();
@@ -79,9 +83,11 @@ export async function investigateNewGroups(s: Settings, deps: { fetch?: typeof f
       console.error(`[ops] investigating error group ${group.fingerprint} failed: ${message}`);
       investigation = { status: "failed", provider: config.name, model, error: message.slice(0, 500) };
     }
-    const [{ stored }] = await withDb((sql) =>
-      sql<{ stored: boolean }[]>`
-        select bus.record_error_investigation(${group.fingerprint}, ${sql.json(investigation as never)}) as stored`
+    const [{ stored }] = await withDb(
+      (sql) =>
+        sql<{ stored: boolean }[]>`
+        select bus.record_error_investigation(${group.fingerprint}, ${sql.json(investigation as never)}) as stored`,
+      deps.sql,
     );
     if (stored) recorded++;
   }
