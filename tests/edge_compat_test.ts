@@ -18,8 +18,8 @@ const entries = [...Deno.readDirSync(FUNCTIONS)]
   .map((e) => e.name)
   .sort();
 
-Deno.test("the four functions exist", () => {
-  assert.deepEqual(entries, ["cleanup", "message-fetch", "tool-invoke", "watcher"]);
+Deno.test("the five functions exist", () => {
+  assert.deepEqual(entries, ["cleanup", "message-fetch", "ops", "tool-invoke", "watcher"]);
 });
 
 interface InfoModule {

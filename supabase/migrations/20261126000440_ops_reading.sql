@@ -106,7 +106,7 @@ language sql stable security definer set search_path = '' as $$
       select y.minute, y.metric, jsonb_object_agg(y.bucket, y.n) as buckets from (
         select z.minute, z.metric, z.bucket, sum(z.count)::bigint as n from bus.ops_buckets z
          where z.minute >= date_trunc('minute', now()) - make_interval(mins => p_minutes - 1)
-           and (z.status = 'completed' or z.metric = 'overhead_ms')
+           and z.status = 'completed'
          group by 1, 2, 3) y
        group by 1, 2) x
      group by 1
@@ -115,7 +115,7 @@ language sql stable security definer set search_path = '' as $$
     from r left join b using (minute) order by r.minute
 $$;
 comment on function bus.ops_series(integer) is
-  'Per creation minute of the last p_minutes: finished messages, failures, payload bytes, and histogram buckets by metric ({metric: {bucket: count}}; provider time, TTFT and sizes of completed messages, overhead of all).';
+  'Per creation minute of the last p_minutes: finished messages, failures, payload bytes, and histogram buckets by metric ({metric: {bucket: count}}) of completed messages: provider time, overhead, TTFT, sizes. (A failure''s overhead includes the wait until it was reaped: it would hide the success path''s.)';
 
 revoke execute on function bus.ops_metric_rows(), bus.ops_route_window(integer), bus.ops_series(integer)
   from public, anon, authenticated;
