@@ -22,6 +22,7 @@ export function renderBanner(info: BannerInfo): string {
     `       Functions: ${info.apiUrl}/functions/v1/<name>`,
     `        Realtime: ${info.apiUrl.replace(/^http/, "ws")}/realtime/v1/websocket`,
     `       Dashboard: ${info.apiUrl}/dashboard/  (sign in with a user token: npm run -s token)`,
+    `  Ops dashboard: ${info.apiUrl}/ops-dashboard/  (sign in with the service role key)`,
     `          DB URL: ${info.dbUrl}`,
     `        anon key: ${info.keys.anon}`,
     `service_role key: ${info.keys.serviceRole}`,

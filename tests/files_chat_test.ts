@@ -8,7 +8,7 @@
  *   anything is recorded.
  */
 import assert from "node:assert/strict";
-import { adminSql, newUser, testStack } from "../devstack/testing/env.ts";
+import { adminSql, newUser } from "../devstack/testing/env.ts";
 import { runMessage } from "../supabase/functions/_shared/invoke/run.ts";
 import { toolNamed } from "../supabase/functions/_shared/tools/registry.ts";
 import { parseSettings } from "../supabase/functions/_shared/env.ts";

@@ -36,6 +36,13 @@ function cell(text: string, className = ""): HTMLTableCellElement {
   return td;
 }
 
+/** Why a failed message failed (its meta `error`: code and message), in full; empty otherwise. */
+function failureText(m: MessageMeta): string {
+  if (m.status !== "failed" || !m.error) return "";
+  const { code, message } = m.error as { code?: unknown; message?: unknown };
+  return [code, message].filter((v) => typeof v === "string" && v).join(": ");
+}
+
 function render(bus: ReturnType<typeof createBusClient>): void {
   $("count").textContent = String(messages.size);
   const providers = $("providers");
@@ -91,6 +98,7 @@ function render(bus: ReturnType<typeof createBusClient>): void {
           : "–",
         `watcher verdict-${m.watcher?.verdict ?? "none"}`,
       ),
+      cell(failureText(m), "why"),
       cell(new Date(m.updated_at).toLocaleTimeString()),
       integrity,
     );

@@ -7,6 +7,7 @@
  *   `verify_jwt` → hosted 401 bodies; no response started within 150 s → 504 (§1.7).
  * - `/realtime/v1/...` → the Realtime stand-in, when one is attached.
  */
+import { dashboardPrefix } from "../dashboard.ts";
 import { type FunctionSpec } from "./functions_config.ts";
 import { type FetchHandler, loadFunction } from "./function_host.ts";
 import { rewriteAuthorization, verifyBearer } from "./auth.ts";
@@ -18,7 +19,7 @@ export interface GatewayOptions {
   keys: StackKeys;
   /** Handles `/realtime/v1/*`; 404 when absent. */
   realtime?: FetchHandler;
-  /** Handles `/dashboard/*` (the local copy of the static dashboard); 404 when absent. */
+  /** Handles `/dashboard/*` and `/ops-dashboard/*` (local copies of the static dashboards); 404 when absent. */
   dashboard?: FetchHandler;
   /** Time to first byte before 504 (hosted: 150 s, §1.7). */
   requestTimeoutMs?: number;
@@ -86,7 +87,7 @@ export async function createGateway(opts: GatewayOptions): Promise<{
     try {
       if (url.pathname.startsWith("/functions/v1/")) return await handleFunction(req, url);
       if (url.pathname.startsWith("/realtime/v1/") && opts.realtime) return await opts.realtime(req);
-      if ((url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/")) && opts.dashboard) {
+      if (dashboardPrefix(url.pathname) && opts.dashboard) {
         return await opts.dashboard(req);
       }
       return json({ message: "no Route matched with those values" }, 404);

@@ -32,8 +32,8 @@ select columns_are('public', 'message_bus', array[
   'finish_reason', 'usage', 'error', 'provider_ms', 'write_ms', 'created_at', 'updated_at', 'completed_at',
   'expires_at', 'payload_deleted_at', 'retrieved_at', 'retrieved_count', 'metadata', 'stored_checksum',
   'mode', 'stream', 'run_count', 'lease_expires_at', 'attempts', 'replay_of', 'request_size_bytes',
-  'request_stored_size_bytes', 'request_compression', 'request_checksum', 'request_chunk_count', 'files'
-], 'message_bus has exactly the expected columns (migration 20261126000100 added mode .. request_chunk_count, 20261126000500 files)');
+  'request_stored_size_bytes', 'request_compression', 'request_checksum', 'request_chunk_count', 'ttft_ms', 'files'
+], 'message_bus has exactly the expected columns (migration 20261126000100 added mode .. request_chunk_count, 20261126000400 ttft_ms, 20261126000500 files)');
 select columns_are('public', 'message_bus_chunks', array['transaction_id', 'seq', 'owner_id', 'data', 'expires_at'],
   'message_bus_chunks has exactly the expected columns');
 select columns_are('public', 'message_bus_meta', array[

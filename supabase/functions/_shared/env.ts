@@ -125,6 +125,12 @@ export const settingsSchema = z.object({
   MCP_MAX_BODY_MB: intFrom(4, 1, 100),
   /** Largest payload `resources/read` returns whole; larger ones are read with `fetch_message` pages. */
   MCP_READ_MAX_MB: intFrom(16, 1, 256),
+  /** Where alert firings and resolutions are POSTed (through pg_net); unset: Realtime topic `ops` only. */
+  ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** A model-written summary and suggested fix for each new error group (the watcher's reviewer; off without its key). */
+  OPS_ERROR_INVESTIGATION: z.enum(["on", "off"]).default("off"),
+  /** Hard hourly budget of investigations, counted in the database (bus.take_review_slot). */
+  OPS_INVESTIGATIONS_PER_HOUR: intFrom(10, 0, 1_000),
 }).superRefine((s, ctx) => {
   if (s.MESSAGE_BUS_BODY_BUDGET_MB < s.MESSAGE_BUS_MAX_PAYLOAD_MB) {
     ctx.addIssue({
