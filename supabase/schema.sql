@@ -95,6 +95,115 @@ ALTER FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid,
 COMMENT ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) IS 'Takes a concurrency slot of p_provider (at most p_max in flight across all instances) for p_lease_seconds; false when all are taken by live leases.';
 
 --
+-- Name: add_error_occurrence(text, text, text, text, uuid); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_code text := left(coalesce(nullif(p_code, ''), 'unknown'), 200);
+  v_provider text := left(coalesce(p_provider, ''), 200);
+  v_message text := bus.normalise_error_message(p_message);
+begin
+  insert into bus.error_occurrences (fingerprint, source, code, provider, message, example, transaction_id)
+  values (bus.error_fingerprint(v_code, v_provider, v_message), p_source, v_code, v_provider, v_message,
+          left(p_message, 1000), p_transaction_id);
+end $$;
+
+ALTER FUNCTION bus.add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid) OWNER TO postgres;
+
+--
+-- Name: FUNCTION add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid) IS 'Appends one occurrence (a failure or a watcher error finding) with its fingerprint, for bus.fold_error_groups.';
+
+--
+-- Name: alert_conditions(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.alert_conditions() RETURNS TABLE(rule text, labels jsonb, summary text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with rules as (select * from bus.alert_rules where enabled)
+  select 'circuit_open', jsonb_build_object('provider', r.provider, 'model', r.model),
+         format('Circuit open for %s/%s after %s failures in a row', r.provider, r.model, r.consecutive_failures)
+    from bus.routes r where r.state = 'open' and exists (select 1 from rules where name = 'circuit_open')
+  union all
+  select 'provider_error_rate', jsonb_build_object('provider', e.provider),
+         format('%s: %s of %s messages failed (%s %%) in the last %s minutes', e.provider, e.failed, e.total,
+                round(100.0 * e.failed / e.total, 1), e.window_minutes)
+    from (select t.provider, ru.window_minutes, ru.threshold, ru.min_count, sum(t.requests) as total,
+                 coalesce(sum(t.requests) filter (where t.status = 'failed'), 0) as failed
+            from bus.ops_requests t
+            join rules ru on ru.name = 'provider_error_rate'
+           where t.minute >= date_trunc('minute', now()) - make_interval(mins => ru.window_minutes - 1)
+           group by t.provider, ru.window_minutes, ru.threshold, ru.min_count) e
+   where e.total >= coalesce(e.min_count, 1) and e.failed > e.threshold * e.total
+  union all
+  select 'watcher_errors', '{}'::jsonb,
+         format('%s watcher observations of verdict error in the last %s minutes', w.n, w.window_minutes)
+    from (select ru.window_minutes, ru.threshold, coalesce(sum(e.value), 0) as n
+            from rules ru
+            left join bus.ops_events e
+              on e.metric = 'observations' and e.labels = '{"verdict": "error"}'::jsonb
+             and e.minute >= date_trunc('minute', now()) - make_interval(mins => ru.window_minutes - 1)
+           where ru.name = 'watcher_errors'
+           group by ru.window_minutes, ru.threshold) w
+   where w.n >= w.threshold
+  union all
+  select 'pending_stale', '{}'::jsonb,
+         format('%s messages pending for more than %s minutes', p.n, p.window_minutes)
+    from (select ru.window_minutes, ru.threshold,
+                 (select count(*) from public.message_bus m
+                   where m.status = 'pending'
+                     and m.created_at < now() - make_interval(mins => ru.window_minutes)) as n
+            from rules ru where ru.name = 'pending_stale') p
+   where p.n > p.threshold
+  union all
+  select 'cleanup_failing', jsonb_build_object('job', l.job),
+         format('The last %s run (%s) failed: %s', l.job, to_char(l.started_at at time zone 'utc', 'YYYY-MM-DD HH24:MI:SS"Z"'),
+                left(l.error, 300))
+    from (select distinct on (x.job) x.job, x.started_at, x.error from bus.maintenance_log x
+           order by x.job, x.started_at desc) l
+   where l.error is not null and exists (select 1 from rules where name = 'cleanup_failing')
+$$;
+
+ALTER FUNCTION bus.alert_conditions() OWNER TO postgres;
+
+--
+-- Name: FUNCTION alert_conditions(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.alert_conditions() IS 'The alert conditions that hold now: (rule, labels, summary).';
+
+--
+-- Name: alert_payload(text, text, text, jsonb, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object(
+    'alert', p_rule, 'status', p_status, 'summary', p_summary, 'labels', p_labels,
+    'started_at', to_char(p_started_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'resolved_at', to_char(p_resolved_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'text', format('[%s] %s: %s', upper(p_status), p_rule, p_summary))
+$$;
+
+ALTER FUNCTION bus.alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: FUNCTION alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone) IS 'The JSON of an alert notification: {alert, status, summary, labels, started_at, resolved_at, text}.';
+
+--
 -- Name: append_chunk(uuid, integer, bytea); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -509,6 +618,7 @@ CREATE TABLE public.message_bus (
     request_compression text,
     request_checksum text,
     request_chunk_count integer,
+    ttft_ms integer,
     files jsonb,
     CONSTRAINT message_bus_attempts_check CHECK ((jsonb_typeof(attempts) = 'array'::text)),
     CONSTRAINT message_bus_checksum_check CHECK ((checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
@@ -529,7 +639,8 @@ CREATE TABLE public.message_bus (
     CONSTRAINT message_bus_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'completed'::text, 'failed'::text, 'expired'::text]))),
     CONSTRAINT message_bus_stored_checksum_check CHECK ((stored_checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
     CONSTRAINT message_bus_stored_size_bytes_check CHECK ((stored_size_bytes >= 0)),
-    CONSTRAINT message_bus_tool_check CHECK (((length(tool) >= 1) AND (length(tool) <= 100)))
+    CONSTRAINT message_bus_tool_check CHECK (((length(tool) >= 1) AND (length(tool) <= 100))),
+    CONSTRAINT message_bus_ttft_ms_check CHECK ((ttft_ms >= 0))
 );
 
 ALTER TABLE public.message_bus OWNER TO postgres;
@@ -611,6 +722,12 @@ COMMENT ON COLUMN public.message_bus.replay_of IS 'The message whose stored requ
 --
 
 COMMENT ON COLUMN public.message_bus.request_checksum IS 'sha256:<hex> of the request body exactly as received.';
+
+--
+-- Name: COLUMN message_bus.ttft_ms; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN public.message_bus.ttft_ms IS 'Streamed answers: milliseconds from the provider request to its first content event; null otherwise.';
 
 --
 -- Name: COLUMN message_bus.files; Type: COMMENT; Schema: public; Owner: postgres
@@ -776,6 +893,93 @@ ALTER FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) OWNER T
 COMMENT ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) IS 'Drops the chunks a failed attempt of run p_run appended, so that the next attempt (a retry or a fallback) stores from chunk 0.';
 
 --
+-- Name: error_fingerprint(text, text, text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.error_fingerprint(p_code text, p_provider text, p_normalised_message text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select encode(sha256(convert_to(
+    coalesce(p_code, '') || chr(31) || coalesce(p_provider, '') || chr(31) || coalesce(p_normalised_message, ''),
+    'UTF8')), 'hex')
+$$;
+
+ALTER FUNCTION bus.error_fingerprint(p_code text, p_provider text, p_normalised_message text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION error_fingerprint(p_code text, p_provider text, p_normalised_message text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.error_fingerprint(p_code text, p_provider text, p_normalised_message text) IS 'SHA-256 (hex) of code, provider and normalised message, separated by U+001F: the key of an error group.';
+
+--
+-- Name: evaluate_alerts(text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.evaluate_alerts(p_webhook_url text DEFAULT NULL::text) RETURNS TABLE(rule text, labels jsonb, status text, summary text, started_at timestamp with time zone, webhook_request_id bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+#variable_conflict use_column
+declare
+  v_now timestamptz := clock_timestamp();
+  v record;
+  v_payload jsonb;
+  v_request bigint;
+begin
+  -- Serialised: a second evaluation waits for the first and then sees its state, so no transition is sent twice.
+  perform pg_advisory_xact_lock(hashtext('bus.evaluate_alerts'));
+  for v in
+    with now_true as (select * from bus.alert_conditions())
+    select n.rule, n.labels, n.summary, 'firing'::text as status, v_now as started_at, null::timestamptz as resolved_at
+      from now_true n
+      left join bus.alert_state s on s.rule = n.rule and s.labels = n.labels
+     where s.status is distinct from 'firing'
+    union all
+    select s.rule, s.labels, s.summary, 'resolved', s.started_at, v_now
+      from bus.alert_state s
+     where s.status = 'firing'
+       and not exists (select 1 from now_true n where n.rule = s.rule and n.labels = s.labels)
+  loop
+    insert into bus.alert_state as a (rule, labels, status, summary, started_at, resolved_at, updated_at)
+    values (v.rule, v.labels, v.status, v.summary, v.started_at, v.resolved_at, v_now)
+    on conflict on constraint alert_state_pkey do update set status = excluded.status, summary = excluded.summary,
+      started_at = excluded.started_at, resolved_at = excluded.resolved_at, updated_at = v_now;
+    v_payload := bus.alert_payload(v.rule, v.status, v.summary, v.labels, v.started_at, v.resolved_at);
+    v_request := null;
+    if nullif(p_webhook_url, '') is not null then
+      begin
+        v_request := net.http_post(url := p_webhook_url, body := v_payload,
+                                   headers := '{"Content-Type": "application/json"}'::jsonb,
+                                   timeout_milliseconds := 10000);
+      exception when others then
+        -- A bad URL must not stop the alert: it is still recorded and broadcast.
+        raise warning 'bus.evaluate_alerts: webhook POST not queued: % (SQLSTATE %)', sqlerrm, sqlstate;
+      end;
+    end if;
+    insert into bus.alert_events (rule, labels, status, payload, webhook_request_id)
+    values (v.rule, v.labels, v.status, v_payload, v_request);
+    perform realtime.send(v_payload, 'alert', 'ops', true);
+    rule := v.rule; labels := v.labels; status := v.status; summary := v.summary; started_at := v.started_at;
+    webhook_request_id := v_request;
+    return next;
+  end loop;
+  -- A condition that still holds keeps its summary up to date (figures change while it fires).
+  update bus.alert_state s set summary = n.summary, updated_at = v_now
+    from bus.alert_conditions() n
+   where s.rule = n.rule and s.labels = n.labels and s.status = 'firing' and s.summary is distinct from n.summary;
+end $$;
+
+ALTER FUNCTION bus.evaluate_alerts(p_webhook_url text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION evaluate_alerts(p_webhook_url text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.evaluate_alerts(p_webhook_url text) IS 'Compares the alert conditions with the last state; each new firing and each resolution is recorded, POSTed to p_webhook_url through pg_net (when given) and broadcast as event alert on topic ops, in this transaction. Returns the transitions.';
+
+--
 -- Name: expire_messages(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -920,6 +1124,69 @@ ALTER FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_
 COMMENT ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) IS 'Records the outcome of deleting a provider copy: done (the row goes) or the error (kept for another attempt).';
 
 --
+-- Name: fold_error_groups(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.fold_error_groups() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_changed jsonb;
+  v_occurrences bigint;
+  v_group jsonb;
+begin
+  perform pg_advisory_xact_lock(hashtext('bus.fold_error_groups'));
+  with occ as (
+    delete from bus.error_occurrences returning *
+  ), g as (
+    select o.fingerprint, (array_agg(o.source order by o.id))[1] as source, (array_agg(o.code order by o.id))[1] as code,
+           (array_agg(o.provider order by o.id))[1] as provider, (array_agg(o.message order by o.id))[1] as message,
+           (array_agg(o.example order by o.id))[1] as example, count(*) as n, min(o.at) as first_at, max(o.at) as last_at,
+           (array_agg(o.transaction_id order by o.id desc) filter (where o.transaction_id is not null))[1:5] as samples
+      from occ o group by o.fingerprint
+  ), before as (
+    select g.fingerprint, e.fingerprint is null as creating,
+           coalesce(e.status = 'resolved' and g.last_at > e.resolved_at, false) as reopening
+      from g left join bus.error_groups e on e.fingerprint = g.fingerprint
+  ), up as (
+    insert into bus.error_groups as e (fingerprint, source, code, provider, message, example, count, first_seen,
+                                       last_seen, sample_transaction_ids)
+    select g.fingerprint, g.source, g.code, g.provider, g.message, g.example, g.n, g.first_at, g.last_at,
+           coalesce(g.samples, '{}') from g
+    on conflict (fingerprint) do update set
+      count = e.count + excluded.count,
+      last_seen = greatest(e.last_seen, excluded.last_seen),
+      sample_transaction_ids = (excluded.sample_transaction_ids || e.sample_transaction_ids)[1:5],
+      reopened_count = e.reopened_count
+        + case when e.status = 'resolved' and excluded.last_seen > e.resolved_at then 1 else 0 end,
+      resolved_at = case when e.status = 'resolved' and excluded.last_seen > e.resolved_at then null else e.resolved_at end,
+      status = case when e.status = 'resolved' and excluded.last_seen > e.resolved_at then 'open' else e.status end
+    returning e.*
+  )
+  select (select coalesce(sum(n), 0) from g),
+         coalesce(jsonb_agg(jsonb_build_object(
+           'event', case when b.creating then 'new' else 'reopened' end, 'fingerprint', up.fingerprint,
+           'code', up.code, 'provider', up.provider, 'message', up.message, 'count', up.count, 'status', up.status,
+           'first_seen', up.first_seen, 'last_seen', up.last_seen)) filter (where b.creating or b.reopening), '[]')
+    into v_occurrences, v_changed
+    from up join before b on b.fingerprint = up.fingerprint;
+  for v_group in select value from jsonb_array_elements(v_changed) loop
+    perform realtime.send(v_group, 'error_group', 'ops', true);
+  end loop;
+  return jsonb_build_object('occurrences', coalesce(v_occurrences, 0), 'changed', jsonb_array_length(v_changed),
+                            'groups', v_changed);
+end $$;
+
+ALTER FUNCTION bus.fold_error_groups() OWNER TO postgres;
+
+--
+-- Name: FUNCTION fold_error_groups(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.fold_error_groups() IS 'Moves the pending occurrences into their groups (count, last seen, samples; a resolved group with a newer occurrence reopens) and announces new and reopened groups on the ops topic; returns {occurrences, changed, groups}.';
+
+--
 -- Name: forget_provider_file(uuid, text, text); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -938,6 +1205,54 @@ ALTER FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provi
 --
 
 COMMENT ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) IS 'Forgets a remembered provider file id that the provider no longer knows (nothing to delete there).';
+
+--
+-- Name: group_error_observation(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.group_error_observation() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_provider text;
+begin
+  select provider into v_provider from public.message_bus where transaction_id = new.transaction_id;
+  perform bus.add_error_occurrence('watcher', f.value ->> 'code', v_provider, f.value ->> 'message', new.transaction_id)
+     from jsonb_array_elements(new.findings) as f
+    where coalesce(f.value ->> 'severity', 'error') = 'error' and f.value ->> 'code' is distinct from 'message_failed';
+  return null;
+end $$;
+
+ALTER FUNCTION bus.group_error_observation() OWNER TO postgres;
+
+--
+-- Name: FUNCTION group_error_observation(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.group_error_observation() IS 'Trigger: each error-severity finding of an observation of verdict error is an occurrence of its group (message_failed excepted: the failure is grouped already).';
+
+--
+-- Name: group_failure(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.group_failure() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform bus.add_error_occurrence('failure', new.error ->> 'code', coalesce(new.error ->> 'provider', new.provider),
+                                   new.error ->> 'message', new.transaction_id);
+  return null;
+end $$;
+
+ALTER FUNCTION bus.group_failure() OWNER TO postgres;
+
+--
+-- Name: FUNCTION group_failure(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.group_failure() IS 'Trigger: a message that failed is an occurrence of its error group.';
 
 --
 -- Name: log_maintenance(text, timestamp with time zone, integer, boolean, jsonb, text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -982,6 +1297,503 @@ ALTER FUNCTION bus.mark_retrieved(p_transaction_id uuid) OWNER TO postgres;
 --
 
 COMMENT ON FUNCTION bus.mark_retrieved(p_transaction_id uuid) IS 'Counts one retrieval of a message by its owner (or the service role).';
+
+--
+-- Name: normalise_error_message(text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.normalise_error_message(p_message text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select left(btrim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+    coalesce(p_message, ''),
+    '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<id>', 'g'),
+    '\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?', '<time>', 'g'),
+    '(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}', '<hex>', 'g'),
+    '\d+(\.\d+)?', '<n>', 'g'),
+    '\s+', ' ', 'g')), 500)
+$$;
+
+ALTER FUNCTION bus.normalise_error_message(p_message text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION normalise_error_message(p_message text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.normalise_error_message(p_message text) IS 'An error message with what differs between occurrences removed: UUIDs (<id>), ISO timestamps (<time>), hex ids of 8+ characters (<hex>), numbers (<n>); whitespace collapsed, at most 500 characters.';
+
+--
+-- Name: ops_bucket(double precision, double precision[]); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_bucket(p_value double precision, p_bounds double precision[]) RETURNS smallint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  select width_bucket(p_value - 1e-9 * greatest(1, abs(p_value)), p_bounds)::smallint
+$$;
+
+ALTER FUNCTION bus.ops_bucket(p_value double precision, p_bounds double precision[]) OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_bucket(p_value double precision, p_bounds double precision[]); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_bucket(p_value double precision, p_bounds double precision[]) IS 'The 0-based histogram bucket of p_value: the number of bounds below it (n = the +Inf bucket).';
+
+--
+-- Name: ops_duration_bounds(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_duration_bounds() RETURNS double precision[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select '{0.25,0.5,1,2,3,5,7,10,15,20,30,50,70,100,150,200,300,500,700,1000,1500,2000,3000,5000,7000,10000,15000,20000,30000,60000,120000,300000}'::float8[]
+$$;
+
+ALTER FUNCTION bus.ops_duration_bounds() OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_duration_bounds(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_duration_bounds() IS 'Histogram upper bounds (ms) of provider time, bus overhead and time to first token; a last bucket is +Inf.';
+
+--
+-- Name: ops_fold(interval, interval, interval); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_fold(p_settle interval DEFAULT '00:00:10'::interval, p_max_window interval DEFAULT '00:10:00'::interval, p_keep interval DEFAULT '8 days'::interval) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_started timestamptz := clock_timestamp();
+  v_state bus.ops_fold_state;
+  v_hi timestamptz;
+  v_obs_hi bigint;
+  v_messages bigint := 0;
+  v_observations bigint := 0;
+  v_moves bigint := 0;
+  v_errors jsonb;
+  v_result jsonb;
+begin
+  -- One fold at a time; a second one waits, then finds only what arrived meanwhile.
+  perform pg_advisory_xact_lock(hashtext('bus.ops_fold'));
+  select * into v_state from bus.ops_fold_state;
+
+  v_hi := clock_timestamp() - p_settle;
+  if p_max_window is not null and v_state.messages_through > '-infinity' then
+    v_hi := least(v_hi, v_state.messages_through + p_max_window);
+  end if;
+  v_hi := greatest(v_hi, v_state.messages_through);
+
+  -- Messages: the window's finished rows and the stragglers that finished since, folded once each.
+  with win as (
+    select m.transaction_id, m.status, m.provider, m.model, m.stream, m.created_at, m.completed_at, m.provider_ms,
+           m.ttft_ms, m.payload_size_bytes, m.request_size_bytes, m.error, m.checksum, m.attempts
+      from public.message_bus m
+     where m.transaction_id >= bus.ops_uuid_floor(v_state.messages_through)
+       and m.transaction_id < bus.ops_uuid_floor(v_hi)
+  ), parked as (
+    insert into bus.ops_stragglers (transaction_id)
+    select w.transaction_id from win w where w.status = 'pending'
+    on conflict (transaction_id) do nothing
+  ), landed as (
+    delete from bus.ops_stragglers s using public.message_bus m
+     where m.transaction_id = s.transaction_id and m.status <> 'pending'
+    returning m.transaction_id, m.status, m.provider, m.model, m.stream, m.created_at, m.completed_at, m.provider_ms,
+              m.ttft_ms, m.payload_size_bytes, m.request_size_bytes, m.error, m.checksum, m.attempts
+  ), batch as (
+    select * from win where status <> 'pending'
+    union all
+    select * from landed
+  ), facts as (
+    select date_trunc('minute', b.created_at) as minute, coalesce(b.provider, '') as provider,
+           coalesce(b.model, '') as model,
+           -- an expired row is counted as what it was when it finished
+           case when b.status in ('completed', 'failed') then b.status
+                when b.error is not null then 'failed'
+                when b.checksum is not null then 'completed'
+                else 'failed' end as status,
+           b.stream, b.provider_ms::float8 as provider_ms,
+           case when b.completed_at is not null
+                then greatest(0, extract(epoch from b.completed_at - b.created_at)::float8 * 1000
+                                 - coalesce(b.provider_ms, 0)) end as overhead_ms,
+           b.ttft_ms::float8 as ttft_ms,
+           case when b.checksum is not null then b.payload_size_bytes end as payload_bytes,
+           b.request_size_bytes, b.attempts
+      from batch b
+  ), req as (
+    insert into bus.ops_requests as t (minute, provider, model, status, stream, requests, payload_bytes, request_bytes,
+                                       provider_ms_sum, overhead_ms_sum, ttft_ms_sum)
+    select f.minute, f.provider, f.model, f.status, f.stream, count(*), coalesce(sum(f.payload_bytes), 0),
+           coalesce(sum(f.request_size_bytes), 0), coalesce(sum(f.provider_ms), 0), coalesce(sum(f.overhead_ms), 0),
+           coalesce(sum(f.ttft_ms), 0)
+      from facts f group by 1, 2, 3, 4, 5
+    on conflict (minute, provider, model, status, stream) do update set
+      requests = t.requests + excluded.requests, payload_bytes = t.payload_bytes + excluded.payload_bytes,
+      request_bytes = t.request_bytes + excluded.request_bytes,
+      provider_ms_sum = t.provider_ms_sum + excluded.provider_ms_sum,
+      overhead_ms_sum = t.overhead_ms_sum + excluded.overhead_ms_sum, ttft_ms_sum = t.ttft_ms_sum + excluded.ttft_ms_sum
+  ), req_total as (
+    insert into bus.ops_requests_total as t (provider, model, status, stream, requests, payload_bytes, request_bytes,
+                                             provider_ms_sum, overhead_ms_sum, ttft_ms_sum)
+    select f.provider, f.model, f.status, f.stream, count(*), coalesce(sum(f.payload_bytes), 0),
+           coalesce(sum(f.request_size_bytes), 0), coalesce(sum(f.provider_ms), 0), coalesce(sum(f.overhead_ms), 0),
+           coalesce(sum(f.ttft_ms), 0)
+      from facts f group by 1, 2, 3, 4
+    on conflict (provider, model, status, stream) do update set
+      requests = t.requests + excluded.requests, payload_bytes = t.payload_bytes + excluded.payload_bytes,
+      request_bytes = t.request_bytes + excluded.request_bytes,
+      provider_ms_sum = t.provider_ms_sum + excluded.provider_ms_sum,
+      overhead_ms_sum = t.overhead_ms_sum + excluded.overhead_ms_sum, ttft_ms_sum = t.ttft_ms_sum + excluded.ttft_ms_sum
+  ), observed as (
+    select f.minute, f.provider, f.model, f.status, f.stream, 'provider_ms'::text as metric,
+           bus.ops_bucket(f.provider_ms, bus.ops_duration_bounds()) as bucket
+      from facts f where f.provider_ms is not null
+    union all
+    select f.minute, f.provider, f.model, f.status, f.stream, 'overhead_ms', bus.ops_bucket(f.overhead_ms, bus.ops_duration_bounds())
+      from facts f where f.overhead_ms is not null
+    union all
+    select f.minute, f.provider, f.model, f.status, f.stream, 'ttft_ms', bus.ops_bucket(f.ttft_ms, bus.ops_duration_bounds())
+      from facts f where f.ttft_ms is not null
+    union all
+    select f.minute, f.provider, f.model, f.status, f.stream, 'payload_bytes', bus.ops_bucket(f.payload_bytes, bus.ops_size_bounds())
+      from facts f where f.payload_bytes is not null
+  ), hist as (
+    insert into bus.ops_buckets as t (minute, provider, model, status, stream, metric, bucket, count)
+    select o.minute, o.provider, o.model, o.status, o.stream, o.metric, o.bucket, count(*)
+      from observed o group by 1, 2, 3, 4, 5, 6, 7
+    on conflict (minute, provider, model, status, stream, metric, bucket) do update set count = t.count + excluded.count
+  ), hist_total as (
+    insert into bus.ops_buckets_total as t (provider, model, status, stream, metric, bucket, count)
+    select o.provider, o.model, o.status, o.stream, o.metric, o.bucket, count(*)
+      from observed o group by 1, 2, 3, 4, 5, 6
+    on conflict (provider, model, status, stream, metric, bucket) do update set count = t.count + excluded.count
+  ), events as (
+    -- A fallback: the message was answered by another route than the one its first attempt went to.
+    select f.minute, 'fallbacks'::text as metric,
+           jsonb_build_object('from', f.attempts -> 0 ->> 'provider', 'from_model', f.attempts -> 0 ->> 'model',
+                              'to', f.provider, 'to_model', f.model) as labels
+      from facts f
+     where f.status = 'completed' and jsonb_array_length(f.attempts) > 0
+       and (f.attempts -> 0 ->> 'provider', f.attempts -> 0 ->> 'model') is distinct from (f.provider, f.model)
+    union all
+    select f.minute, 'attempts', jsonb_build_object('provider', a.value ->> 'provider', 'model', a.value ->> 'model',
+                                                    'outcome', a.value ->> 'outcome')
+      from facts f cross join lateral jsonb_array_elements(f.attempts) a
+  ), ev as (
+    insert into bus.ops_events as t (minute, metric, labels, value)
+    select e.minute, e.metric, e.labels, count(*) from events e group by 1, 2, 3
+    on conflict (minute, metric, labels) do update set value = t.value + excluded.value
+  ), ev_total as (
+    insert into bus.ops_event_totals as t (metric, labels, value)
+    select e.metric, e.labels, count(*) from events e group by 1, 2
+    union all
+    select 'messages', jsonb_build_object('status', f.status), count(*) from facts f group by f.status
+    on conflict (metric, labels) do update set value = t.value + excluded.value
+  )
+  select count(*) into v_messages from facts;
+
+  -- Stragglers whose message is gone (purged while pending: only by hand) are dropped.
+  delete from bus.ops_stragglers s
+   where not exists (select 1 from public.message_bus m where m.transaction_id = s.transaction_id);
+
+  -- Watcher observations by id, up to the first one too recent to be sure nothing before it is still committing.
+  select min(o.id) - 1 into v_obs_hi from public.message_bus_observations o
+   where o.id > v_state.observations_through and o.created_at > clock_timestamp() - p_settle;
+  if v_obs_hi is null then
+    select coalesce(max(o.id), v_state.observations_through) into v_obs_hi
+      from public.message_bus_observations o where o.id > v_state.observations_through;
+  end if;
+  with obs as (
+    select date_trunc('minute', o.created_at) as minute, o.verdict, o.findings
+      from public.message_bus_observations o
+     where o.id > v_state.observations_through and o.id <= v_obs_hi
+  ), events as (
+    select o.minute, 'observations'::text as metric, jsonb_build_object('verdict', o.verdict) as labels from obs o
+    union all
+    select o.minute, 'findings', jsonb_build_object('code', f.value ->> 'code', 'severity', coalesce(f.value ->> 'severity', ''))
+      from obs o cross join lateral jsonb_array_elements(o.findings) f
+  ), ev as (
+    insert into bus.ops_events as t (minute, metric, labels, value)
+    select e.minute, e.metric, e.labels, count(*) from events e group by 1, 2, 3
+    on conflict (minute, metric, labels) do update set value = t.value + excluded.value
+  ), ev_total as (
+    insert into bus.ops_event_totals as t (metric, labels, value)
+    select e.metric, e.labels, count(*) from events e group by 1, 2
+    on conflict (metric, labels) do update set value = t.value + excluded.value
+  )
+  select count(*) into v_observations from obs;
+
+  -- Expiries and purges since the last fold move the status totals.
+  with moved as (
+    delete from bus.ops_status_moves returning from_status, to_status, n
+  ), deltas as (
+    select m.from_status as status, -m.n as d from moved m
+    union all
+    select m.to_status, m.n from moved m where m.to_status is not null
+  ), applied as (
+    insert into bus.ops_event_totals as t (metric, labels, value)
+    select 'messages', jsonb_build_object('status', d.status), sum(d.d) from deltas d group by d.status
+    on conflict (metric, labels) do update set value = t.value + excluded.value
+  )
+  select coalesce(sum(n), 0) into v_moves from moved;
+
+  -- Per-minute rows past p_keep go (a few minutes' worth per fold: the primary keys lead with minute).
+  delete from bus.ops_requests where minute < now() - p_keep;
+  delete from bus.ops_buckets where minute < now() - p_keep;
+  delete from bus.ops_events where minute < now() - p_keep;
+
+  v_errors := bus.fold_error_groups();
+
+  v_result := jsonb_build_object(
+    'messages', v_messages, 'observations', v_observations, 'status_moves', v_moves,
+    'stragglers', (select count(*) from bus.ops_stragglers), 'messages_through', v_hi,
+    'observations_through', v_obs_hi, 'error_occurrences', v_errors -> 'occurrences',
+    'duration_ms', round(extract(epoch from clock_timestamp() - v_started) * 1000, 1));
+  update bus.ops_fold_state set messages_through = v_hi, observations_through = v_obs_hi, folded_at = clock_timestamp(),
+         duration_ms = (v_result ->> 'duration_ms')::numeric::integer, last_result = v_result;
+  if v_messages + v_observations > 0 then
+    -- Dashboards redraw their charts when a fold brought something new (private topic ops, service role only).
+    perform realtime.send(jsonb_build_object('messages', v_messages, 'observations', v_observations,
+                                             'messages_through', v_hi), 'rollup', 'ops', true);
+  end if;
+  return v_result;
+end $$;
+
+ALTER FUNCTION bus.ops_fold(p_settle interval, p_max_window interval, p_keep interval) OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_fold(p_settle interval, p_max_window interval, p_keep interval); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_fold(p_settle interval, p_max_window interval, p_keep interval) IS 'Folds finished messages (by creation time, through the primary key, up to p_settle before now and at most p_max_window per call), watcher observations (by id), status moves and error occurrences into the rollups; trims per-minute rows older than p_keep. Returns what it folded.';
+
+--
+-- Name: ops_metric_rows(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_metric_rows() RETURNS TABLE(metric text, labels jsonb, bucket smallint, value double precision)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select 'requests', jsonb_build_object('provider', t.provider, 'model', t.model, 'status', t.status, 'stream', t.stream::text),
+         null::smallint, t.requests::float8 from bus.ops_requests_total t
+  union all
+  select 'request_bytes', jsonb_build_object('provider', t.provider, 'model', t.model, 'status', t.status, 'stream', t.stream::text),
+         null, t.request_bytes::float8 from bus.ops_requests_total t
+  union all
+  select s.m || '_sum', jsonb_build_object('provider', t.provider, 'model', t.model, 'status', t.status, 'stream', t.stream::text),
+         null, case s.m when 'provider_ms' then t.provider_ms_sum when 'overhead_ms' then t.overhead_ms_sum
+                        when 'ttft_ms' then t.ttft_ms_sum else t.payload_bytes::float8 end
+    from bus.ops_requests_total t
+   cross join (values ('provider_ms'), ('overhead_ms'), ('ttft_ms'), ('payload_bytes')) s(m)
+  union all
+  select b.metric, jsonb_build_object('provider', b.provider, 'model', b.model, 'status', b.status, 'stream', b.stream::text),
+         b.bucket, b.count::float8 from bus.ops_buckets_total b
+  union all
+  select e.metric, e.labels, null, e.value::float8 from bus.ops_event_totals e where e.metric <> 'messages'
+  union all
+  select 'messages', jsonb_build_object('status', s.status), null,
+         coalesce((select e.value from bus.ops_event_totals e
+                    where e.metric = 'messages' and e.labels = jsonb_build_object('status', s.status)), 0)::float8
+    from (values ('completed'), ('failed'), ('expired')) s(status)
+  union all
+  select 'messages', '{"status": "pending"}'::jsonb, null,
+         (select count(*) from public.message_bus m where m.status = 'pending')::float8
+  union all
+  select 'circuit_state', jsonb_build_object('provider', r.provider, 'model', r.model), null,
+         case r.state when 'closed' then 0 when 'open' then 1 else 2 end::float8 from bus.routes r
+  union all
+  select 'circuit_consecutive_failures', jsonb_build_object('provider', r.provider, 'model', r.model), null,
+         r.consecutive_failures::float8 from bus.routes r
+  union all
+  select 'in_flight', jsonb_build_object('provider', l.provider), null, count(*)::float8
+    from bus.provider_leases l where l.expires_at > now() group by l.provider
+  union all
+  select 'pg_net_queue_depth', '{}'::jsonb, null,
+         (select count(*) from (select 1 from net.http_request_queue limit 1000000) q)::float8
+  union all
+  select 'cleanup_runs', jsonb_build_object('result', r.result), null, count(*)::float8
+    from (select case when l.error is not null then 'failed' when l.complete then 'complete' else 'incomplete' end as result
+            from bus.maintenance_log l where l.job = 'cleanup') r group by r.result
+  union all
+  select 'cleanup_last_run', '{}'::jsonb, null, extract(epoch from max(l.finished_at))::float8
+    from bus.maintenance_log l where l.job = 'cleanup' having count(*) > 0
+  union all
+  select 'cleanup_last_success', '{}'::jsonb, null, extract(epoch from max(l.finished_at))::float8
+    from bus.maintenance_log l where l.job = 'cleanup' and l.error is null having count(*) > 0
+  union all
+  select 'error_groups', jsonb_build_object('status', s.status), null,
+         (select count(*) from bus.error_groups g where g.status = s.status)::float8
+    from (values ('open'), ('resolved')) s(status)
+  union all
+  select 'alerts_firing', jsonb_build_object('alert', a.rule), null, count(*)::float8
+    from bus.alert_state a where a.status = 'firing' group by a.rule
+  union all
+  select 'fold_last_run', '{}'::jsonb, null, extract(epoch from f.folded_at)::float8 from bus.ops_fold_state f
+  union all
+  select 'fold_through', '{}'::jsonb, null, extract(epoch from f.messages_through)::float8
+    from bus.ops_fold_state f where f.messages_through > '-infinity'
+$$;
+
+ALTER FUNCTION bus.ops_metric_rows() OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_metric_rows(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_metric_rows() IS 'Every Prometheus series as (metric, labels, bucket, value): rollup totals, live gauges from small tables (routes, leases, pg_net queue, maintenance log, error groups) and the fold''s watermarks.';
+
+--
+-- Name: ops_note_expiry(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_note_expiry() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into bus.ops_status_moves (from_status, to_status, n) values (old.status, 'expired', 1);
+  return null;
+end $$;
+
+ALTER FUNCTION bus.ops_note_expiry() OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_note_expiry(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_note_expiry() IS 'Trigger: a finished message became expired (bus_messages{status}).';
+
+--
+-- Name: ops_note_purge(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_note_purge() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into bus.ops_status_moves (from_status, to_status, n)
+  select g.status, null, count(*) from gone g where g.status <> 'pending' group by g.status;
+  return null;
+end $$;
+
+ALTER FUNCTION bus.ops_note_purge() OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_note_purge(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_note_purge() IS 'Statement trigger: finished messages were deleted (purged).';
+
+--
+-- Name: ops_route_window(integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_route_window(p_minutes integer) RETURNS TABLE(provider text, model text, status text, requests bigint, provider_buckets jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with r as (
+    select t.provider, t.model, t.status, sum(t.requests)::bigint as requests
+      from bus.ops_requests t where t.minute >= date_trunc('minute', now()) - make_interval(mins => p_minutes - 1)
+     group by 1, 2, 3
+  ), b as (
+    select t.provider, t.model, t.status, jsonb_object_agg(t.bucket, t.n) as buckets from (
+      select x.provider, x.model, x.status, x.bucket, sum(x.count)::bigint as n
+        from bus.ops_buckets x
+       where x.minute >= date_trunc('minute', now()) - make_interval(mins => p_minutes - 1) and x.metric = 'provider_ms'
+       group by 1, 2, 3, 4) t
+     group by 1, 2, 3
+  )
+  select r.provider, r.model, r.status, r.requests, coalesce(b.buckets, '{}')
+    from r left join b using (provider, model, status)
+$$;
+
+ALTER FUNCTION bus.ops_route_window(p_minutes integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_route_window(p_minutes integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_route_window(p_minutes integer) IS 'Finished messages per route and final status over the last p_minutes minute buckets, with their provider-time buckets ({bucket: count}).';
+
+--
+-- Name: ops_series(integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_series(p_minutes integer) RETURNS TABLE(minute timestamp with time zone, requests bigint, failed bigint, payload_bytes bigint, buckets jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with r as (
+    select t.minute, sum(t.requests)::bigint as requests,
+           sum(t.requests) filter (where t.status = 'failed')::bigint as failed,
+           sum(t.payload_bytes)::bigint as payload_bytes
+      from bus.ops_requests t where t.minute >= date_trunc('minute', now()) - make_interval(mins => p_minutes - 1)
+     group by 1
+  ), b as (
+    select x.minute, jsonb_object_agg(x.metric, x.buckets) as buckets from (
+      select y.minute, y.metric, jsonb_object_agg(y.bucket, y.n) as buckets from (
+        select z.minute, z.metric, z.bucket, sum(z.count)::bigint as n from bus.ops_buckets z
+         where z.minute >= date_trunc('minute', now()) - make_interval(mins => p_minutes - 1)
+           and z.status = 'completed'
+         group by 1, 2, 3) y
+       group by 1, 2) x
+     group by 1
+  )
+  select r.minute, r.requests, coalesce(r.failed, 0), r.payload_bytes, coalesce(b.buckets, '{}')
+    from r left join b using (minute) order by r.minute
+$$;
+
+ALTER FUNCTION bus.ops_series(p_minutes integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_series(p_minutes integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_series(p_minutes integer) IS 'Per creation minute of the last p_minutes: finished messages, failures, payload bytes, and histogram buckets by metric ({metric: {bucket: count}}) of completed messages: provider time, overhead, TTFT, sizes. (A failure''s overhead includes the wait until it was reaped: it would hide the success path''s.)';
+
+--
+-- Name: ops_size_bounds(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_size_bounds() RETURNS double precision[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select '{256,1024,4096,16384,65536,262144,1048576,4194304,16777216,67108864,268435456}'::float8[]
+$$;
+
+ALTER FUNCTION bus.ops_size_bounds() OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_size_bounds(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_size_bounds() IS 'Histogram upper bounds (bytes) of payload sizes; a last bucket is +Inf.';
+
+--
+-- Name: ops_uuid_floor(timestamp with time zone); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.ops_uuid_floor(p_at timestamp with time zone) RETURNS uuid
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  select (lpad(to_hex(greatest(0, floor(extract(epoch from p_at) * 1000))::bigint), 12, '0')
+          || '00000000000000000000')::uuid
+$$;
+
+ALTER FUNCTION bus.ops_uuid_floor(p_at timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: FUNCTION ops_uuid_floor(p_at timestamp with time zone); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.ops_uuid_floor(p_at timestamp with time zone) IS 'The smallest version-7 UUID whose timestamp is p_at''s millisecond (the all-zero UUID for -infinity).';
 
 --
 -- Name: purge_messages(interval, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1052,6 +1864,29 @@ begin
 end $$;
 
 ALTER FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) OWNER TO postgres;
+
+--
+-- Name: record_error_investigation(text, jsonb); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.record_error_investigation(p_fingerprint text, p_investigation jsonb) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with done as (
+    update bus.error_groups set investigation = p_investigation, investigated_at = clock_timestamp()
+     where fingerprint = p_fingerprint and investigation is null
+    returning 1)
+  select exists (select 1 from done);
+$$;
+
+ALTER FUNCTION bus.record_error_investigation(p_fingerprint text, p_investigation jsonb) OWNER TO postgres;
+
+--
+-- Name: FUNCTION record_error_investigation(p_fingerprint text, p_investigation jsonb); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.record_error_investigation(p_fingerprint text, p_investigation jsonb) IS 'Stores the one model-written investigation of a group (only the first; later calls return false).';
 
 --
 -- Name: record_observation(uuid, text, text, jsonb, bigint, boolean, jsonb, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1288,6 +2123,89 @@ ALTER FUNCTION bus.request_watch(p_transaction_id uuid) OWNER TO postgres;
 --
 
 COMMENT ON FUNCTION bus.request_watch(p_transaction_id uuid) IS 'Asks the watcher (through pg_net) to observe one message and counts the attempt in bus.watch_queue.';
+
+--
+-- Name: error_groups; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.error_groups (
+    fingerprint text NOT NULL,
+    source text NOT NULL,
+    code text NOT NULL,
+    provider text NOT NULL,
+    message text NOT NULL,
+    example text,
+    count bigint NOT NULL,
+    first_seen timestamp with time zone NOT NULL,
+    last_seen timestamp with time zone NOT NULL,
+    status text DEFAULT 'open'::text NOT NULL,
+    resolved_at timestamp with time zone,
+    reopened_count integer DEFAULT 0 NOT NULL,
+    sample_transaction_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    investigation jsonb,
+    investigated_at timestamp with time zone,
+    CONSTRAINT error_groups_count_check CHECK ((count >= 0)),
+    CONSTRAINT error_groups_fingerprint_check CHECK ((fingerprint ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT error_groups_source_check CHECK ((source = ANY (ARRAY['failure'::text, 'watcher'::text]))),
+    CONSTRAINT error_groups_status_check CHECK ((status = ANY (ARRAY['open'::text, 'resolved'::text])))
+);
+
+ALTER TABLE bus.error_groups OWNER TO postgres;
+
+--
+-- Name: TABLE error_groups; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.error_groups IS 'Failures and watcher error findings grouped by fingerprint (code, provider, normalised message); open until an operator resolves them, reopened by a new occurrence.';
+
+--
+-- Name: COLUMN error_groups.message; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.error_groups.message IS 'The normalised message the fingerprint covers (ids, timestamps and numbers replaced by <id>, <time>, <hex>, <n>).';
+
+--
+-- Name: COLUMN error_groups.example; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.error_groups.example IS 'One message as it was first seen (at most 1000 characters).';
+
+--
+-- Name: COLUMN error_groups.sample_transaction_ids; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.error_groups.sample_transaction_ids IS 'The five latest transactions of the group, newest first.';
+
+--
+-- Name: COLUMN error_groups.investigation; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.error_groups.investigation IS 'The optional model-written summary and suggested fix ({status, provider, model, summary, suggested_fix, usage}); null until investigated.';
+
+--
+-- Name: resolve_error_group(text); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.resolve_error_group(p_fingerprint text) RETURNS SETOF bus.error_groups
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Occurrences committed before the resolve are folded first, so they cannot reopen the group afterwards.
+  perform bus.fold_error_groups();
+  return query
+    update bus.error_groups set status = 'resolved', resolved_at = clock_timestamp()
+     where fingerprint = p_fingerprint
+    returning *;
+end $$;
+
+ALTER FUNCTION bus.resolve_error_group(p_fingerprint text) OWNER TO postgres;
+
+--
+-- Name: FUNCTION resolve_error_group(p_fingerprint text); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.resolve_error_group(p_fingerprint text) IS 'Marks one error group resolved (after folding the occurrences committed so far); no row when there is no such group.';
 
 --
 -- Name: route_state(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1557,6 +2475,54 @@ ALTER FUNCTION bus.seal_request(p_transaction_id uuid, p_size bigint, p_stored_s
 --
 
 COMMENT ON FUNCTION bus.seal_request(p_transaction_id uuid, p_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_last_chunk bytea) IS 'Completes the stored request of a pending message recorded without it: stores the last chunk, checks that the chunks add up, sets the request columns.';
+
+--
+-- Name: user_limits; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.user_limits (
+    user_id uuid NOT NULL,
+    requests_per_minute integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT user_limits_requests_per_minute_check CHECK ((requests_per_minute >= 0))
+);
+
+ALTER TABLE bus.user_limits OWNER TO postgres;
+
+--
+-- Name: TABLE user_limits; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.user_limits IS 'Per-user request limit overriding MESSAGE_BUS_USER_RPM (0 = unlimited), set through PUT /ops/limits/<user_id> (CONTRACT.md §10, §12).';
+
+--
+-- Name: set_user_limit(uuid, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.set_user_limit(p_user_id uuid, p_requests_per_minute integer) RETURNS bus.user_limits
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_row bus.user_limits;
+begin
+  if p_requests_per_minute is null or p_requests_per_minute < 0 then
+    raise exception 'requests_per_minute must be >= 0, got %', p_requests_per_minute using errcode = '22023';
+  end if;
+  insert into bus.user_limits as l (user_id, requests_per_minute, updated_at)
+  values (p_user_id, p_requests_per_minute, now())
+  on conflict (user_id) do update set requests_per_minute = excluded.requests_per_minute, updated_at = now()
+  returning * into v_row;
+  return v_row;
+end $$;
+
+ALTER FUNCTION bus.set_user_limit(p_user_id uuid, p_requests_per_minute integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION set_user_limit(p_user_id uuid, p_requests_per_minute integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.set_user_limit(p_user_id uuid, p_requests_per_minute integer) IS 'Sets (or replaces) one user''s requests-per-minute limit; 0 means unlimited. Returns the stored row.';
 
 --
 -- Name: sweep_unobserved(interval, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1835,6 +2801,124 @@ ALTER FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) O
 COMMENT ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) IS 'The watcher''s view of one message: its row, whether its payload has expired, its observation by p_watcher_version (if any) and, for a payload of one chunk, the stored bytes. No row when there is no such message.';
 
 --
+-- Name: alert_events; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.alert_events (
+    id bigint NOT NULL,
+    rule text NOT NULL,
+    labels jsonb NOT NULL,
+    status text NOT NULL,
+    payload jsonb NOT NULL,
+    webhook_request_id bigint,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT alert_events_status_check CHECK ((status = ANY (ARRAY['firing'::text, 'resolved'::text])))
+);
+
+ALTER TABLE bus.alert_events OWNER TO postgres;
+
+--
+-- Name: TABLE alert_events; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.alert_events IS 'Every firing and resolution as sent: the JSON payload, and the pg_net request id of its webhook POST (null without ALERT_WEBHOOK_URL).';
+
+--
+-- Name: alert_events_id_seq; Type: SEQUENCE; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE bus.alert_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bus.alert_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: alert_rules; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.alert_rules (
+    name text NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    threshold numeric,
+    min_count integer,
+    window_minutes integer,
+    description text NOT NULL,
+    CONSTRAINT alert_rules_window_minutes_check CHECK (((window_minutes >= 1) AND (window_minutes <= 1440)))
+);
+
+ALTER TABLE bus.alert_rules OWNER TO postgres;
+
+--
+-- Name: TABLE alert_rules; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.alert_rules IS 'Alert rules evaluated every minute (bus.evaluate_alerts); the logic of each is fixed by its name, its numbers are here.';
+
+--
+-- Name: alert_state; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.alert_state (
+    rule text NOT NULL,
+    labels jsonb NOT NULL,
+    status text NOT NULL,
+    summary text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    resolved_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_state_status_check CHECK ((status = ANY (ARRAY['firing'::text, 'resolved'::text])))
+);
+
+ALTER TABLE bus.alert_state OWNER TO postgres;
+
+--
+-- Name: TABLE alert_state; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.alert_state IS 'Each alert''s last state (one row per rule and labels); firing rows are the alerts firing now.';
+
+--
+-- Name: error_occurrences; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.error_occurrences (
+    id bigint NOT NULL,
+    fingerprint text NOT NULL,
+    source text NOT NULL,
+    code text NOT NULL,
+    provider text NOT NULL,
+    message text NOT NULL,
+    example text,
+    transaction_id uuid,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+ALTER TABLE bus.error_occurrences OWNER TO postgres;
+
+--
+-- Name: TABLE error_occurrences; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.error_occurrences IS 'Occurrences not yet folded into bus.error_groups (appended by triggers, emptied by bus.fold_error_groups).';
+
+--
+-- Name: error_occurrences_id_seq; Type: SEQUENCE; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE bus.error_occurrences ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bus.error_occurrences_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: maintenance_log; Type: TABLE; Schema: bus; Owner: postgres
 --
 
@@ -1889,6 +2973,200 @@ ALTER TABLE bus.message_files OWNER TO postgres;
 --
 
 COMMENT ON TABLE bus.message_files IS 'Which message used which file: a file is kept past its own expiry until every message that used it has expired.';
+
+--
+-- Name: ops_buckets; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_buckets (
+    minute timestamp with time zone NOT NULL,
+    provider text NOT NULL,
+    model text NOT NULL,
+    status text NOT NULL,
+    stream boolean NOT NULL,
+    metric text NOT NULL,
+    bucket smallint NOT NULL,
+    count bigint NOT NULL,
+    CONSTRAINT ops_buckets_bucket_check CHECK ((bucket >= 0)),
+    CONSTRAINT ops_buckets_metric_check CHECK ((metric = ANY (ARRAY['provider_ms'::text, 'overhead_ms'::text, 'ttft_ms'::text, 'payload_bytes'::text])))
+);
+
+ALTER TABLE bus.ops_buckets OWNER TO postgres;
+
+--
+-- Name: TABLE ops_buckets; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_buckets IS 'Histogram buckets per creation minute and label set (only buckets with observations); bucket i counts values in (bound[i-1], bound[i]]. Kept 8 days.';
+
+--
+-- Name: ops_buckets_total; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_buckets_total (
+    provider text NOT NULL,
+    model text NOT NULL,
+    status text NOT NULL,
+    stream boolean NOT NULL,
+    metric text NOT NULL,
+    bucket smallint NOT NULL,
+    count bigint NOT NULL
+);
+
+ALTER TABLE bus.ops_buckets_total OWNER TO postgres;
+
+--
+-- Name: TABLE ops_buckets_total; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_buckets_total IS 'bus.ops_buckets summed since the start: the Prometheus histograms.';
+
+--
+-- Name: ops_event_totals; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_event_totals (
+    metric text NOT NULL,
+    labels jsonb NOT NULL,
+    value bigint NOT NULL
+);
+
+ALTER TABLE bus.ops_event_totals OWNER TO postgres;
+
+--
+-- Name: TABLE ops_event_totals; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_event_totals IS 'bus.ops_events since the start, and messages {status}: finished messages by current status (completed, failed, expired).';
+
+--
+-- Name: ops_events; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_events (
+    minute timestamp with time zone NOT NULL,
+    metric text NOT NULL,
+    labels jsonb NOT NULL,
+    value bigint NOT NULL
+);
+
+ALTER TABLE bus.ops_events OWNER TO postgres;
+
+--
+-- Name: TABLE ops_events; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_events IS 'Per-minute counts: fallbacks {from,to,from_model,to_model}, attempts {provider,model,outcome}, observations {verdict}, findings {code,severity}. Kept 8 days.';
+
+--
+-- Name: ops_fold_state; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_fold_state (
+    singleton boolean DEFAULT true NOT NULL,
+    messages_through timestamp with time zone NOT NULL,
+    observations_through bigint NOT NULL,
+    folded_at timestamp with time zone,
+    duration_ms integer,
+    last_result jsonb,
+    CONSTRAINT ops_fold_state_singleton_check CHECK (singleton)
+);
+
+ALTER TABLE bus.ops_fold_state OWNER TO postgres;
+
+--
+-- Name: TABLE ops_fold_state; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_fold_state IS 'The fold''s watermarks: messages created before messages_through and observations up to observations_through are in the rollups.';
+
+--
+-- Name: ops_requests; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_requests (
+    minute timestamp with time zone NOT NULL,
+    provider text NOT NULL,
+    model text NOT NULL,
+    status text NOT NULL,
+    stream boolean NOT NULL,
+    requests bigint DEFAULT 0 NOT NULL,
+    payload_bytes bigint DEFAULT 0 NOT NULL,
+    request_bytes bigint DEFAULT 0 NOT NULL,
+    provider_ms_sum double precision DEFAULT 0 NOT NULL,
+    overhead_ms_sum double precision DEFAULT 0 NOT NULL,
+    ttft_ms_sum double precision DEFAULT 0 NOT NULL,
+    CONSTRAINT ops_requests_status_check CHECK ((status = ANY (ARRAY['completed'::text, 'failed'::text])))
+);
+
+ALTER TABLE bus.ops_requests OWNER TO postgres;
+
+--
+-- Name: TABLE ops_requests; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_requests IS 'Finished messages per creation minute and label set (provider, model, final status, stream): counts, bytes and duration sums. Kept 8 days.';
+
+--
+-- Name: ops_requests_total; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_requests_total (
+    provider text NOT NULL,
+    model text NOT NULL,
+    status text NOT NULL,
+    stream boolean NOT NULL,
+    requests bigint DEFAULT 0 NOT NULL,
+    payload_bytes bigint DEFAULT 0 NOT NULL,
+    request_bytes bigint DEFAULT 0 NOT NULL,
+    provider_ms_sum double precision DEFAULT 0 NOT NULL,
+    overhead_ms_sum double precision DEFAULT 0 NOT NULL,
+    ttft_ms_sum double precision DEFAULT 0 NOT NULL,
+    CONSTRAINT ops_requests_status_check CHECK ((status = ANY (ARRAY['completed'::text, 'failed'::text])))
+);
+
+ALTER TABLE bus.ops_requests_total OWNER TO postgres;
+
+--
+-- Name: TABLE ops_requests_total; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_requests_total IS 'bus.ops_requests summed since the start: the Prometheus counters.';
+
+--
+-- Name: ops_status_moves; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_status_moves (
+    from_status text NOT NULL,
+    to_status text,
+    n bigint NOT NULL
+);
+
+ALTER TABLE bus.ops_status_moves OWNER TO postgres;
+
+--
+-- Name: TABLE ops_status_moves; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_status_moves IS 'Status changes after a message was finished (expired: to_status expired; purged: to_status null), not yet applied to bus.ops_event_totals.';
+
+--
+-- Name: ops_stragglers; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.ops_stragglers (
+    transaction_id uuid NOT NULL,
+    parked_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE bus.ops_stragglers OWNER TO postgres;
+
+--
+-- Name: TABLE ops_stragglers; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.ops_stragglers IS 'Messages still pending when their creation window was folded; folded once they finish.';
 
 --
 -- Name: provider_file_deletions; Type: TABLE; Schema: bus; Owner: postgres
@@ -1964,7 +3242,7 @@ ALTER TABLE bus.provider_leases OWNER TO postgres;
 -- Name: TABLE provider_leases; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.provider_leases IS 'One row per provider call in flight under <NAME>_MAX_CONCURRENCY; a row past expires_at belongs to a dead worker and no longer counts.';
+COMMENT ON TABLE bus.provider_leases IS 'Provider calls in flight (one row per call holding a concurrency slot until expires_at; CONTRACT.md §9).';
 
 --
 -- Name: rate_windows; Type: TABLE; Schema: bus; Owner: postgres
@@ -2028,32 +3306,13 @@ ALTER TABLE bus.routes OWNER TO postgres;
 -- Name: TABLE routes; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.routes IS 'One circuit breaker per route (provider, model as sent): closed, open until open_until, then half-open with one trial at a time (trial_until).';
+COMMENT ON TABLE bus.routes IS 'Circuit breaker state per route (a provider and a model), shared by every function instance (CONTRACT.md §9).';
 
 --
 -- Name: COLUMN routes.trial_until; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
 COMMENT ON COLUMN bus.routes.trial_until IS 'While half-open: the trial call in flight holds the route until then (a trial whose worker died frees it then).';
-
---
--- Name: user_limits; Type: TABLE; Schema: bus; Owner: postgres
---
-
-CREATE TABLE bus.user_limits (
-    user_id uuid NOT NULL,
-    requests_per_minute integer NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT user_limits_requests_per_minute_check CHECK ((requests_per_minute >= 0))
-);
-
-ALTER TABLE bus.user_limits OWNER TO postgres;
-
---
--- Name: TABLE user_limits; Type: COMMENT; Schema: bus; Owner: postgres
---
-
-COMMENT ON TABLE bus.user_limits IS 'Per-user override of MESSAGE_BUS_USER_RPM (0 = unlimited), set with PUT /ops/limits/<user_id>.';
 
 --
 -- Name: watch_queue; Type: TABLE; Schema: bus; Owner: postgres
@@ -2339,6 +3598,41 @@ ALTER TABLE public.message_bus_request_chunks OWNER TO postgres;
 COMMENT ON TABLE public.message_bus_request_chunks IS 'The stored request of a message (seq 0..request_chunk_count-1, about 1 MiB a row; gzip when message_bus.request_compression = gzip). Kept until the message expires, whatever its status.';
 
 --
+-- Name: alert_events alert_events_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.alert_events
+    ADD CONSTRAINT alert_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: alert_rules alert_rules_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.alert_rules
+    ADD CONSTRAINT alert_rules_pkey PRIMARY KEY (name);
+
+--
+-- Name: alert_state alert_state_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.alert_state
+    ADD CONSTRAINT alert_state_pkey PRIMARY KEY (rule, labels);
+
+--
+-- Name: error_groups error_groups_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.error_groups
+    ADD CONSTRAINT error_groups_pkey PRIMARY KEY (fingerprint);
+
+--
+-- Name: error_occurrences error_occurrences_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.error_occurrences
+    ADD CONSTRAINT error_occurrences_pkey PRIMARY KEY (id);
+
+--
 -- Name: maintenance_log maintenance_log_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
 --
 
@@ -2351,6 +3645,62 @@ ALTER TABLE ONLY bus.maintenance_log
 
 ALTER TABLE ONLY bus.message_files
     ADD CONSTRAINT message_files_pkey PRIMARY KEY (transaction_id, file_id);
+
+--
+-- Name: ops_buckets ops_buckets_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_buckets
+    ADD CONSTRAINT ops_buckets_pkey PRIMARY KEY (minute, provider, model, status, stream, metric, bucket);
+
+--
+-- Name: ops_buckets_total ops_buckets_total_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_buckets_total
+    ADD CONSTRAINT ops_buckets_total_pkey PRIMARY KEY (provider, model, status, stream, metric, bucket);
+
+--
+-- Name: ops_event_totals ops_event_totals_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_event_totals
+    ADD CONSTRAINT ops_event_totals_pkey PRIMARY KEY (metric, labels);
+
+--
+-- Name: ops_events ops_events_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_events
+    ADD CONSTRAINT ops_events_pkey PRIMARY KEY (minute, metric, labels);
+
+--
+-- Name: ops_fold_state ops_fold_state_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_fold_state
+    ADD CONSTRAINT ops_fold_state_pkey PRIMARY KEY (singleton);
+
+--
+-- Name: ops_requests ops_requests_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_requests
+    ADD CONSTRAINT ops_requests_pkey PRIMARY KEY (minute, provider, model, status, stream);
+
+--
+-- Name: ops_requests_total ops_requests_total_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_requests_total
+    ADD CONSTRAINT ops_requests_total_pkey PRIMARY KEY (provider, model, status, stream);
+
+--
+-- Name: ops_stragglers ops_stragglers_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.ops_stragglers
+    ADD CONSTRAINT ops_stragglers_pkey PRIMARY KEY (transaction_id);
 
 --
 -- Name: provider_file_deletions provider_file_deletions_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
@@ -2472,6 +3822,18 @@ ALTER TABLE ONLY public.message_bus_request_chunks
     ADD CONSTRAINT message_bus_request_chunks_pkey PRIMARY KEY (transaction_id, seq);
 
 --
+-- Name: alert_events_created_at; Type: INDEX; Schema: bus; Owner: postgres
+--
+
+CREATE INDEX alert_events_created_at ON bus.alert_events USING btree (created_at);
+
+--
+-- Name: error_groups_last_seen; Type: INDEX; Schema: bus; Owner: postgres
+--
+
+CREATE INDEX error_groups_last_seen ON bus.error_groups USING btree (last_seen DESC);
+
+--
 -- Name: maintenance_log_started_at; Type: INDEX; Schema: bus; Owner: postgres
 --
 
@@ -2482,6 +3844,12 @@ CREATE INDEX maintenance_log_started_at ON bus.maintenance_log USING btree (star
 --
 
 CREATE INDEX message_files_file_id ON bus.message_files USING btree (file_id);
+
+--
+-- Name: provider_leases_provider_expires; Type: INDEX; Schema: bus; Owner: postgres
+--
+
+CREATE INDEX provider_leases_provider_expires ON bus.provider_leases USING btree (provider, expires_at);
 
 --
 -- Name: provider_leases_transaction; Type: INDEX; Schema: bus; Owner: postgres
@@ -2574,10 +3942,58 @@ CREATE TRIGGER message_bus_broadcast_status AFTER UPDATE OF status ON public.mes
 COMMENT ON TRIGGER message_bus_broadcast_status ON public.message_bus IS 'Every status change but expiry (completed, failed) is announced to the owner on bus:<owner_id> (CONTRACT.md §6).';
 
 --
+-- Name: message_bus message_bus_error_group; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER message_bus_error_group AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'failed'::text) AND (old.status IS DISTINCT FROM 'failed'::text))) EXECUTE FUNCTION bus.group_failure();
+
+--
+-- Name: TRIGGER message_bus_error_group ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TRIGGER message_bus_error_group ON public.message_bus IS 'Every failure belongs to an error group (CONTRACT.md §12); the success path never runs it.';
+
+--
 -- Name: message_bus_file_chunks message_bus_file_chunks_guard; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
 CREATE TRIGGER message_bus_file_chunks_guard BEFORE INSERT ON public.message_bus_file_chunks FOR EACH ROW EXECUTE FUNCTION bus.file_chunk_guard();
+
+--
+-- Name: message_bus_observations message_bus_observations_error_group; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER message_bus_observations_error_group AFTER INSERT ON public.message_bus_observations FOR EACH ROW WHEN ((new.verdict = 'error'::text)) EXECUTE FUNCTION bus.group_error_observation();
+
+--
+-- Name: TRIGGER message_bus_observations_error_group ON message_bus_observations; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TRIGGER message_bus_observations_error_group ON public.message_bus_observations IS 'Every watcher finding of verdict error belongs to an error group (CONTRACT.md §12).';
+
+--
+-- Name: message_bus message_bus_ops_expiry; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER message_bus_ops_expiry AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'expired'::text) AND (old.status = ANY (ARRAY['completed'::text, 'failed'::text])))) EXECUTE FUNCTION bus.ops_note_expiry();
+
+--
+-- Name: TRIGGER message_bus_ops_expiry ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TRIGGER message_bus_ops_expiry ON public.message_bus IS 'Counts expiries for bus_messages{status}; its WHEN clause is false for every change the invoke path makes.';
+
+--
+-- Name: message_bus message_bus_ops_purge; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER message_bus_ops_purge AFTER DELETE ON public.message_bus REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION bus.ops_note_purge();
+
+--
+-- Name: TRIGGER message_bus_ops_purge ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TRIGGER message_bus_ops_purge ON public.message_bus IS 'Counts purged messages for bus_messages{status} (only cleanup deletes messages).';
 
 --
 -- Name: message_bus message_bus_watch; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2590,6 +4006,13 @@ CREATE TRIGGER message_bus_watch AFTER UPDATE OF status ON public.message_bus FO
 --
 
 COMMENT ON TRIGGER message_bus_watch ON public.message_bus IS 'Every message that completes or fails is sent to the watcher (CONTRACT.md §7).';
+
+--
+-- Name: alert_state alert_state_rule_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.alert_state
+    ADD CONSTRAINT alert_state_rule_fkey FOREIGN KEY (rule) REFERENCES bus.alert_rules(name) ON DELETE CASCADE;
 
 --
 -- Name: message_files message_files_file_id_fkey; Type: FK CONSTRAINT; Schema: bus; Owner: postgres
@@ -2749,6 +4172,26 @@ REVOKE ALL ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_
 GRANT ALL ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) TO service_role;
 
 --
+-- Name: FUNCTION add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.add_error_occurrence(p_source text, p_code text, p_provider text, p_message text, p_transaction_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION alert_conditions(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.alert_conditions() FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.alert_conditions() TO service_role;
+
+--
+-- Name: FUNCTION alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.alert_payload(p_rule text, p_status text, p_summary text, p_labels jsonb, p_started_at timestamp with time zone, p_resolved_at timestamp with time zone) TO service_role;
+
+--
 -- Name: FUNCTION append_chunk(p_transaction_id uuid, p_seq integer, p_data bytea); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2839,6 +4282,20 @@ REVOKE ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer)
 GRANT ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) TO service_role;
 
 --
+-- Name: FUNCTION error_fingerprint(p_code text, p_provider text, p_normalised_message text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.error_fingerprint(p_code text, p_provider text, p_normalised_message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.error_fingerprint(p_code text, p_provider text, p_normalised_message text) TO service_role;
+
+--
+-- Name: FUNCTION evaluate_alerts(p_webhook_url text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.evaluate_alerts(p_webhook_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.evaluate_alerts(p_webhook_url text) TO service_role;
+
+--
 -- Name: FUNCTION expire_messages(p_batch integer, p_budget_ms integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2874,11 +4331,30 @@ REVOKE ALL ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boo
 GRANT ALL ON FUNCTION bus.finish_provider_file_deletion(p_id bigint, p_done boolean, p_error text) TO service_role;
 
 --
+-- Name: FUNCTION fold_error_groups(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.fold_error_groups() FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.fold_error_groups() TO service_role;
+
+--
 -- Name: FUNCTION forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text); Type: ACL; Schema: bus; Owner: postgres
 --
 
 REVOKE ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) TO service_role;
+
+--
+-- Name: FUNCTION group_error_observation(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.group_error_observation() FROM PUBLIC;
+
+--
+-- Name: FUNCTION group_failure(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.group_failure() FROM PUBLIC;
 
 --
 -- Name: FUNCTION log_maintenance(p_job text, p_started_at timestamp with time zone, p_rounds integer, p_complete boolean, p_counts jsonb, p_error text); Type: ACL; Schema: bus; Owner: postgres
@@ -2896,6 +4372,81 @@ GRANT ALL ON FUNCTION bus.mark_retrieved(p_transaction_id uuid) TO service_role;
 GRANT ALL ON FUNCTION bus.mark_retrieved(p_transaction_id uuid) TO authenticated;
 
 --
+-- Name: FUNCTION normalise_error_message(p_message text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.normalise_error_message(p_message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.normalise_error_message(p_message text) TO service_role;
+
+--
+-- Name: FUNCTION ops_bucket(p_value double precision, p_bounds double precision[]); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_bucket(p_value double precision, p_bounds double precision[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_bucket(p_value double precision, p_bounds double precision[]) TO service_role;
+
+--
+-- Name: FUNCTION ops_duration_bounds(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_duration_bounds() FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_duration_bounds() TO service_role;
+
+--
+-- Name: FUNCTION ops_fold(p_settle interval, p_max_window interval, p_keep interval); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_fold(p_settle interval, p_max_window interval, p_keep interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_fold(p_settle interval, p_max_window interval, p_keep interval) TO service_role;
+
+--
+-- Name: FUNCTION ops_metric_rows(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_metric_rows() FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_metric_rows() TO service_role;
+
+--
+-- Name: FUNCTION ops_note_expiry(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_note_expiry() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ops_note_purge(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_note_purge() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ops_route_window(p_minutes integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_route_window(p_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_route_window(p_minutes integer) TO service_role;
+
+--
+-- Name: FUNCTION ops_series(p_minutes integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_series(p_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_series(p_minutes integer) TO service_role;
+
+--
+-- Name: FUNCTION ops_size_bounds(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_size_bounds() FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_size_bounds() TO service_role;
+
+--
+-- Name: FUNCTION ops_uuid_floor(p_at timestamp with time zone); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.ops_uuid_floor(p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.ops_uuid_floor(p_at timestamp with time zone) TO service_role;
+
+--
 -- Name: FUNCTION purge_messages(p_retention interval, p_batch integer, p_budget_ms integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -2908,6 +4459,13 @@ GRANT ALL ON FUNCTION bus.purge_messages(p_retention interval, p_batch integer, 
 
 REVOKE ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.reap_pending(p_older_than interval, p_batch integer, p_max_attempts integer) TO service_role;
+
+--
+-- Name: FUNCTION record_error_investigation(p_fingerprint text, p_investigation jsonb); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.record_error_investigation(p_fingerprint text, p_investigation jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.record_error_investigation(p_fingerprint text, p_investigation jsonb) TO service_role;
 
 --
 -- Name: FUNCTION record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer); Type: ACL; Schema: bus; Owner: postgres
@@ -2966,6 +4524,19 @@ REVOKE ALL ON FUNCTION bus.request_watch(p_transaction_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.request_watch(p_transaction_id uuid) TO service_role;
 
 --
+-- Name: TABLE error_groups; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT,UPDATE ON TABLE bus.error_groups TO service_role;
+
+--
+-- Name: FUNCTION resolve_error_group(p_fingerprint text); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.resolve_error_group(p_fingerprint text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.resolve_error_group(p_fingerprint text) TO service_role;
+
+--
 -- Name: FUNCTION route_state(p_state text, p_open_until timestamp with time zone, p_trial_until timestamp with time zone); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -3012,6 +4583,19 @@ GRANT ALL ON FUNCTION bus.seal_file(p_file_id uuid, p_sha256 text, p_size bigint
 
 REVOKE ALL ON FUNCTION bus.seal_request(p_transaction_id uuid, p_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_last_chunk bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.seal_request(p_transaction_id uuid, p_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_last_chunk bytea) TO service_role;
+
+--
+-- Name: TABLE user_limits; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.user_limits TO service_role;
+
+--
+-- Name: FUNCTION set_user_limit(p_user_id uuid, p_requests_per_minute integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.set_user_limit(p_user_id uuid, p_requests_per_minute integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.set_user_limit(p_user_id uuid, p_requests_per_minute integer) TO service_role;
 
 --
 -- Name: FUNCTION sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer); Type: ACL; Schema: bus; Owner: postgres
@@ -3076,6 +4660,30 @@ REVOKE ALL ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version
 GRANT ALL ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) TO service_role;
 
 --
+-- Name: TABLE alert_events; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.alert_events TO service_role;
+
+--
+-- Name: TABLE alert_rules; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT,UPDATE ON TABLE bus.alert_rules TO service_role;
+
+--
+-- Name: TABLE alert_state; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.alert_state TO service_role;
+
+--
+-- Name: TABLE error_occurrences; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.error_occurrences TO service_role;
+
+--
 -- Name: TABLE maintenance_log; Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -3086,6 +4694,60 @@ GRANT SELECT,INSERT,DELETE ON TABLE bus.maintenance_log TO service_role;
 --
 
 GRANT ALL ON TABLE bus.message_files TO service_role;
+
+--
+-- Name: TABLE ops_buckets; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_buckets TO service_role;
+
+--
+-- Name: TABLE ops_buckets_total; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_buckets_total TO service_role;
+
+--
+-- Name: TABLE ops_event_totals; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_event_totals TO service_role;
+
+--
+-- Name: TABLE ops_events; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_events TO service_role;
+
+--
+-- Name: TABLE ops_fold_state; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_fold_state TO service_role;
+
+--
+-- Name: TABLE ops_requests; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_requests TO service_role;
+
+--
+-- Name: TABLE ops_requests_total; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_requests_total TO service_role;
+
+--
+-- Name: TABLE ops_status_moves; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_status_moves TO service_role;
+
+--
+-- Name: TABLE ops_stragglers; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.ops_stragglers TO service_role;
 
 --
 -- Name: TABLE provider_file_deletions; Type: ACL; Schema: bus; Owner: postgres
@@ -3122,12 +4784,6 @@ GRANT ALL ON TABLE bus.review_budget TO service_role;
 --
 
 GRANT ALL ON TABLE bus.routes TO service_role;
-
---
--- Name: TABLE user_limits; Type: ACL; Schema: bus; Owner: postgres
---
-
-GRANT ALL ON TABLE bus.user_limits TO service_role;
 
 --
 -- Name: TABLE watch_queue; Type: ACL; Schema: bus; Owner: postgres
