@@ -2493,7 +2493,7 @@ ALTER TABLE bus.user_limits OWNER TO postgres;
 -- Name: TABLE user_limits; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.user_limits IS 'Per-user request limit overriding MESSAGE_BUS_USER_RPM (0 = unlimited), set through PUT /ops/limits/<user_id> (CONTRACT.md §10, §12).';
+COMMENT ON TABLE bus.user_limits IS 'Per-user override of MESSAGE_BUS_USER_RPM (0 = unlimited), set with PUT /ops/limits/<user_id>.';
 
 --
 -- Name: set_user_limit(uuid, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -3242,7 +3242,7 @@ ALTER TABLE bus.provider_leases OWNER TO postgres;
 -- Name: TABLE provider_leases; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.provider_leases IS 'Provider calls in flight (one row per call holding a concurrency slot until expires_at; CONTRACT.md §9).';
+COMMENT ON TABLE bus.provider_leases IS 'One row per provider call in flight under <NAME>_MAX_CONCURRENCY; a row past expires_at belongs to a dead worker and no longer counts.';
 
 --
 -- Name: rate_windows; Type: TABLE; Schema: bus; Owner: postgres
@@ -3306,7 +3306,7 @@ ALTER TABLE bus.routes OWNER TO postgres;
 -- Name: TABLE routes; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.routes IS 'Circuit breaker state per route (a provider and a model), shared by every function instance (CONTRACT.md §9).';
+COMMENT ON TABLE bus.routes IS 'One circuit breaker per route (provider, model as sent): closed, open until open_until, then half-open with one trial at a time (trial_until).';
 
 --
 -- Name: COLUMN routes.trial_until; Type: COMMENT; Schema: bus; Owner: postgres
@@ -3844,12 +3844,6 @@ CREATE INDEX maintenance_log_started_at ON bus.maintenance_log USING btree (star
 --
 
 CREATE INDEX message_files_file_id ON bus.message_files USING btree (file_id);
-
---
--- Name: provider_leases_provider_expires; Type: INDEX; Schema: bus; Owner: postgres
---
-
-CREATE INDEX provider_leases_provider_expires ON bus.provider_leases USING btree (provider, expires_at);
 
 --
 -- Name: provider_leases_transaction; Type: INDEX; Schema: bus; Owner: postgres

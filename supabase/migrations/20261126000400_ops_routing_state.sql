@@ -1,42 +1,6 @@
--- Operations, part 1: the routing state the `ops` function reads and the per-user limits it writes (CONTRACT.md
--- §9, §10, §12). The routing work (retries, circuit breakers, fallbacks, concurrency leases, rate limits) fills these
--- tables; operations only reads the first two, so they are created here with `if not exists` in the shape agreed
--- with it, and whichever migration runs first defines them. Empty tables are fine: the metrics then show nothing.
-
-create table if not exists bus.routes (
-  provider text not null,
-  model text not null,
-  state text not null default 'closed' check (state in ('closed', 'open', 'half_open')),
-  consecutive_failures integer not null default 0,
-  open_until timestamptz,
-  updated_at timestamptz not null default now(),
-  primary key (provider, model)
-);
-comment on table bus.routes is
-  'Circuit breaker state per route (a provider and a model), shared by every function instance (CONTRACT.md §9).';
-revoke all on bus.routes from public, anon, authenticated;
-grant all on bus.routes to service_role;
-
-create table if not exists bus.provider_leases (
-  provider text not null,
-  transaction_id uuid not null,
-  expires_at timestamptz not null
-);
-comment on table bus.provider_leases is
-  'Provider calls in flight (one row per call holding a concurrency slot until expires_at; CONTRACT.md §9).';
-create index if not exists provider_leases_provider_expires on bus.provider_leases (provider, expires_at);
-revoke all on bus.provider_leases from public, anon, authenticated;
-grant all on bus.provider_leases to service_role;
-
-create table if not exists bus.user_limits (
-  user_id uuid primary key,
-  requests_per_minute integer not null check (requests_per_minute >= 0),
-  updated_at timestamptz not null default now()
-);
-comment on table bus.user_limits is
-  'Per-user request limit overriding MESSAGE_BUS_USER_RPM (0 = unlimited), set through PUT /ops/limits/<user_id> (CONTRACT.md §10, §12).';
-revoke all on bus.user_limits from public, anon, authenticated;
-grant all on bus.user_limits to service_role;
+-- Operations, part 1: the per-user limit write of PUT /ops/limits/<user_id> and the time-to-first-token column the
+-- TTFT histogram reads (CONTRACT.md §10, §12). The routing state the `ops` function reads (bus.routes,
+-- bus.provider_leases, bus.user_limits) is created by 20261126000200_routing.sql.
 
 -- Time to first token of a streamed answer, filled by the streaming work; the TTFT histogram reads it.
 alter table public.message_bus add column if not exists ttft_ms integer check (ttft_ms >= 0);
