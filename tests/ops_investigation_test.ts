@@ -5,23 +5,24 @@
  */
 import assert from "node:assert/strict";
 import { adminSql, testStack } from "../devstack/testing/env.ts";
-import { settings } from "../supabase/functions/_shared/env.ts";
+import { parseSettings } from "../supabase/functions/_shared/env.ts";
 import { investigateNewGroups } from "../supabase/functions/ops/investigate.ts";
 import { beginMessage, failMessage, ops } from "./ops_helpers.ts";
 
 const sql = adminSql();
 
-function reviewerSettings(extra: Record<string, unknown> = {}) {
-  return {
-    ...settings(),
-    OPS_ERROR_INVESTIGATION: "on" as const,
-    WATCHER_REVIEW_PROVIDER: "glm" as const,
+/** Settings as the function would parse them, with the reviewer (GLM) pointed at the stand-in. */
+function reviewerSettings(extra: Record<string, string | undefined> = {}) {
+  return parseSettings({
+    ...Deno.env.toObject(),
+    OPS_ERROR_INVESTIGATION: "on",
+    WATCHER_REVIEW_PROVIDER: "glm",
     GLM_API_KEY: "local-standin-key",
     GLM_BASE_URL: `${testStack().standinUrl}/v1`,
     WATCHER_REVIEW_MODEL: `ops-investigation-${crypto.randomUUID().slice(0, 8)}`,
-    OPS_INVESTIGATIONS_PER_HOUR: 10,
+    OPS_INVESTIGATIONS_PER_HOUR: "10",
     ...extra,
-  };
+  });
 }
 
 async function newGroup(): Promise<string> {
@@ -55,7 +56,7 @@ Deno.test("no investigation without a key, with the setting off, or with the hou
   const fingerprint = await newGroup();
   assert.equal(await investigateNewGroups(reviewerSettings({ GLM_API_KEY: undefined }), { sql }), 0);
   assert.equal(await investigateNewGroups(reviewerSettings({ OPS_ERROR_INVESTIGATION: "off" }), { sql }), 0);
-  assert.equal(await investigateNewGroups(reviewerSettings({ OPS_INVESTIGATIONS_PER_HOUR: 0 }), { sql }), 0);
+  assert.equal(await investigateNewGroups(reviewerSettings({ OPS_INVESTIGATIONS_PER_HOUR: "0" }), { sql }), 0);
   assert.equal(await investigation(fingerprint), null);
 });
 
