@@ -13,7 +13,7 @@ import { closeRawRequests, rawRequest } from "./fuzz/raw_request.ts";
 
 const RUNS = 10_000;
 const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
-const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup", "mcp"];
+const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup", "mcp", "files", "ops"];
 
 Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5xx, JSON errors and write nothing`, async () => {
   const stack = testStack();
@@ -70,11 +70,13 @@ Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5x
       assert.equal(res.status, 200, `${name} still answers health`);
       await res.body?.cancel();
     }
-    const [written] = await sql<{ messages: number; maintenance: number }[]>`
+    const [written] = await sql<{ messages: number; maintenance: number; files: number; limits: number }[]>`
       select (select count(*)::int from public.message_bus
                where owner_id in (${user.id}::uuid, ${SERVICE_OWNER}::uuid) and created_at >= ${started}) as messages,
-             (select count(*)::int from bus.maintenance_log where started_at >= ${started}) as maintenance`;
-    assert.deepEqual(written, { messages: 0, maintenance: 0 }, "no rejected request wrote a row");
+             (select count(*)::int from bus.maintenance_log where started_at >= ${started}) as maintenance,
+             (select count(*)::int from public.message_bus_files where created_at >= ${started}) as files,
+             (select count(*)::int from bus.user_limits where updated_at >= ${started}) as limits`;
+    assert.deepEqual(written, { messages: 0, maintenance: 0, files: 0, limits: 0 }, "no rejected request wrote a row");
     console.log(
       `fuzz: ${sent} requests over ${ROUTES.length} routes; statuses ${
         JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))

@@ -103,6 +103,19 @@ Deno.test("?since=0000-01-01T00:00:00Z and other out-of-range times are a 400, n
   }
 });
 
+Deno.test("an empty body where a member is required (PUT /ops/limits) is a 400 naming it, never a database error", async () => {
+  // Found by the fuzz test: an empty body was taken as `{}` without the schema, and the missing
+  // requests_per_minute reached postgres.js as undefined (a 500).
+  const user = await newUser();
+  const res = await fetch(`${testStack().functionsUrl}/ops/limits/${user.id}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${testStack().serviceRoleKey}` },
+  });
+  assertNamed({ status: res.status, json: await res.json() }, "requests_per_minute", /./, "empty body");
+  const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from bus.user_limits where user_id = ${user.id}`;
+  assert.equal(n, 0);
+});
+
 Deno.test("hostile input tests: close the database client", async () => {
   await sql.end();
 });

@@ -141,4 +141,57 @@ export const ROUTES: RouteSpec[] = [
     body: fc.option(brokenBody, { nil: undefined }),
   }),
   route("mcp GET /health", get, fc.constant("/mcp/health")),
+
+  // files (§13): an upload takes any bytes, so every upload here carries an owner header that is not a UUID;
+  // reads and deletes of ids that are not files (404) or not ids (400).
+  route("files POST / (bad owner header)", post, queryString.map((q) => `/files${q}`), {
+    body: fc.option(brokenBody, { nil: undefined }),
+    headers: fc.record({
+      "x-owner-id": fc.string({ maxLength: 40 }).map((v) => v.replace(/[^\x21-\x7e]/g, "") + "-not-a-uuid"),
+      "x-filename": fc.constantFrom("a.txt", "%ZZ.txt", "dir/a.txt", "", "\u00e9.txt"),
+    }),
+  }),
+  route("files GET /?since&limit", get, queryString.map((q) => `/files${q}`)),
+  route("files GET and DELETE /<id>", fc.oneof(get, fc.constant("DELETE")), pathSegment.map((s) => `/files/${s}`)),
+  route(
+    "files other methods",
+    fc.oneof(fc.constant("PUT"), fc.constant("PATCH")),
+    pathSegment.map((s) => `/files/${s}`),
+    {
+      body: fc.option(brokenBody, { nil: undefined }),
+    },
+  ),
+  route("files GET /health", get, fc.constant("/files/health")),
+
+  // ops (§12, service role): reads; writes with bodies that are never valid or on ids that are not groups.
+  route(
+    "ops GET reads",
+    get,
+    fc.tuple(fc.constantFrom("metrics", "providers", "errors", "alerts", "series", "health"), queryString).map((
+      [r, q],
+    ) => `/ops/${r}${q}`),
+  ),
+  route(
+    "ops POST writes (bad bodies)",
+    post,
+    fc.tuple(fc.constantFrom("fold", "alerts/evaluate", "errors/" + "a".repeat(64) + "/resolve"), queryString)
+      .map(([r, q]) => `/ops/${r}${q}`),
+    { body: badControlBody, headers: jsonHeaders },
+  ),
+  route("ops POST /errors/<fingerprint>/resolve", post, pathSegment.map((s) => `/ops/errors/${s}/resolve`), {
+    body: fc.option(fc.constant(enc.encode("{}")), { nil: undefined }),
+    headers: jsonHeaders,
+  }),
+  route(
+    "ops PUT and GET /limits/<user>",
+    fc.oneof(get, fc.constant("PUT")),
+    pathSegment.map((s) => `/ops/limits/${s}`),
+    {
+      body: fc.option(badControlBody, { nil: undefined }),
+      headers: jsonHeaders,
+    },
+  ),
+  route("ops other paths", fc.oneof(get, post, otherMethod), pathSegment.map((s) => `/ops/${s}`), {
+    body: fc.option(brokenBody, { nil: undefined }),
+  }),
 ];

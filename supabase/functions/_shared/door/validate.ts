@@ -103,6 +103,8 @@ export function rawBody(c: Context): RawBody {
   return raw;
 }
 
+const EMPTY_OBJECT = new TextEncoder().encode("{}");
+
 /**
  * Reads and validates a JSON body with `schema`; `c.req.valid("json")` then holds the parsed value.
  * The reservation of the body budget is released when the handler returns, unless it called {@link keepRawBody},
@@ -122,9 +124,12 @@ export function jsonBody<T extends z.ZodType>(
     const held = await readBody(c.req.raw, { maxBytes: o.maxBytes, budget: o.budget });
     let handed = false;
     try {
-      const { value, members } = held.bytes.length === 0 && o.emptyIsObject
-        ? { value: {} as z.output<T>, members: new Map<string, MemberRange>() }
-        : checkJson(held.bytes, schema, o);
+      // An empty body, where allowed, is `{}`, validated like any other (a schema that needs a member refuses it).
+      const { value, members } = checkJson(
+        held.bytes.length === 0 && o.emptyIsObject ? EMPTY_OBJECT : held.bytes,
+        schema,
+        o,
+      );
       c.req.addValidatedData("json", value as object);
       c.set(RAW_BODY as never, { bytes: held.bytes, members, release: held.release } satisfies RawBody as never);
       await next();
