@@ -41,14 +41,23 @@ export const settingsSchema = z.object({
   GLM_MAX_CONCURRENCY: optionalString,
   GLM_FILES: optionalString,
 
-  /** Per provider attempt, from the request to the last byte of the body. */
+  /**
+   * Per provider attempt, from the request to the last byte of the body; for a stream, to its first event (then
+   * PROVIDER_STREAM_IDLE_MS and the message's deadline bound it).
+   */
   PROVIDER_TIMEOUT_MS: intFrom(120_000, 1_000, 600_000),
+  /** A stream that sends nothing for this long has stalled: it ends as `stream_incomplete` (CONTRACT.md §10). */
+  PROVIDER_STREAM_IDLE_MS: intFrom(60_000, 100, 600_000),
   /** Retries of 429/408/5xx/timeouts/connection errors per route, with exponential backoff and full jitter. */
   PROVIDER_MAX_RETRIES: intFrom(2, 0, 10),
   PROVIDER_RETRY_BASE_MS: intFrom(250, 1, 60_000),
   /** A provider's Retry-After is honoured up to this; past it the route is given up (fallbacks take over). */
   PROVIDER_MAX_RETRY_AFTER_MS: intFrom(30_000, 0, 600_000),
-  /** A message's whole provider work (every attempt, retry and fallback) ends by this. */
+  /**
+   * A message's whole provider work (every attempt, retry and fallback) ends by this; a stream still running then
+   * fails as `worker_time_limit` with what arrived stored. Under the platform's wall clock (400 s paid, 150 s free:
+   * supabase-platform.md §1.7), so that the bus, not the platform, ends it.
+   */
   MESSAGE_BUS_DEADLINE_MS: intFrom(390_000, 1_000, 3_600_000),
   /** Failed attempts in a row that open a route's circuit, and how long it stays open before one trial. */
   CIRCUIT_BREAKER_THRESHOLD: intFrom(5, 1, 1_000),

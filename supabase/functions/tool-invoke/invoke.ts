@@ -23,7 +23,11 @@ export async function invoke(c: Context, deps: Omit<SubmitDeps, "sql">): Promise
 }
 
 /** Submits `sub` and answers: 200 completed, 202 pending, or the degraded mode's unstored bytes. */
-export async function answer(c: Context, deps: Omit<SubmitDeps, "sql">, sub: Submission): Promise<Response> {
+export async function answer(
+  c: Context,
+  deps: Omit<SubmitDeps, "sql">,
+  sub: Submission & { stream?: undefined },
+): Promise<Response> {
   const started = performance.now();
   const submitted = await submitInvoke({ ...deps, sql: db() }, sub);
   if (submitted.rate) { for (const [k, v] of Object.entries(rateLimitHeaders(submitted.rate))) c.header(k, v); }

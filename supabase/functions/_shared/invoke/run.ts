@@ -12,14 +12,14 @@
  */
 import OpenAI from "openai";
 import { BusError } from "../errors.ts";
-import { type Sql, withDb } from "../db.ts";
+import type { Sql } from "../db.ts";
 import type { Settings } from "../env.ts";
 import { type StoredPayload, storePayload } from "../payload_store.ts";
 import { type ResponseSummary, SummaryCollector } from "../providers/response_summary.ts";
 import { providerClient, type ProviderConfig, sendProviderRequest } from "../providers/openai_compatible.ts";
 import type { BodyPart, Tool } from "../tools/tool.ts";
 import { fileMessages } from "../files/messages.ts";
-import { completeMessage, failMessage, getMessage } from "../message/lifecycle.ts";
+import { completeMessage, getMessage } from "../message/lifecycle.ts";
 import type { Attempt, MessageRow } from "../message/row.ts";
 import {
   type AttemptFailure,
@@ -27,11 +27,15 @@ import {
   classifyFailure,
   providerBody,
   ProviderBodyError,
+  ProviderStreamError,
 } from "../routing/failure.ts";
 import { type CircuitState, recordRouteFailure, routeStates, tryTrial } from "../routing/breaker.ts";
 import { acquireSlot, releaseSlot } from "../routing/slots.ts";
 import { failureError } from "./answers.ts";
 import { Lease } from "./lease.ts";
+import { discardPayload, recordFailure, skipped, storageFailed } from "./failures.ts";
+import { relayStream } from "./stream_attempt.ts";
+import type { StreamRelay } from "../stream/relay.ts";
 
 /** A route to try: a configured provider and the model to send. */
 export interface Route {
@@ -54,6 +58,9 @@ export interface RunArgs {
   /** What begin_message said of the first route (no query of its own on the healthy path). */
   primary?: { state: CircuitState; openUntil?: Date | null; slot: boolean | null };
   settings: Settings;
+  /** Ask the provider for a stream, relayed to `relay` (when someone listens) and stored as relayed (§10). */
+  stream?: boolean;
+  relay?: StreamRelay;
   /** Provider HTTP, injectable for tests. */
   fetch?: typeof fetch;
   /** Waits between retries (a fake clock in tests). */
@@ -68,6 +75,8 @@ interface Answer {
   contentType: string;
   providerMs: number;
   writeMs: number;
+  /** Streamed answers: milliseconds to the first output event. */
+  ttftMs?: number | null;
 }
 
 /**
@@ -132,6 +141,7 @@ export async function runMessage(a: RunArgs): Promise<MessageRow> {
       }
       const outcome = await tryRoute(a, route, trial ? 0 : s.PROVIDER_MAX_RETRIES, deadline, attempts);
       if ("answer" in outcome) return await complete(a, outcome.answer, attempts);
+      if ("fatal" in outcome) throw outcome.fatal; // a stream that failed after its first event: recorded
       last = outcome.failure;
       if (slot) await releaseSlot(a.sql, key.provider, a.transactionId);
       if (!last.retryable || Date.now() >= deadline) break; // the request's own fault, or out of time: no fallback
@@ -178,7 +188,7 @@ async function tryRoute(
   retries: number,
   deadline: number,
   attempts: Attempt[],
-): Promise<{ answer: Answer } | { failure: AttemptFailure }> {
+): Promise<{ answer: Answer } | { failure: AttemptFailure } | { fatal: BusError }> {
   const s = a.settings;
   const name = route.provider.name;
   const client = providerClient(route.provider, {
@@ -216,10 +226,37 @@ async function tryRoute(
     try {
       response = await sendProviderRequest(
         client,
-        a.tool.providerRequest(a.inputJson, route.model, messages),
+        a.tool.providerRequest(a.inputJson, route.model, messages, { stream: a.stream === true }),
         controller.signal,
       );
       headersAt = performance.now();
+      if (a.stream) {
+        const streamed = await relayStream({
+          a,
+          route,
+          response,
+          relay: a.relay,
+          abort: (reason) => controller.abort(reason),
+          stopAttemptTimer: () => clearTimeout(timer),
+          started,
+          headersAt,
+          deadline,
+          attempts,
+        });
+        if ("fatal" in streamed) return streamed;
+        const w = streamed.answer.watch;
+        return {
+          answer: {
+            route,
+            stored: streamed.answer.stored,
+            facts: { finishReason: w.finishReason, usage: w.usage, model: w.model, parsed: true },
+            contentType: response.headers.get("content-type") ?? "text/event-stream",
+            providerMs: Math.round(headersAt - started),
+            writeMs: streamed.answer.writeMs,
+            ttftMs: streamed.answer.ttftMs,
+          },
+        };
+      }
       const summary = new SummaryCollector();
       const body = response.body ?? ReadableStream.from<Uint8Array>([]);
       const stored = await storePayload(
@@ -250,7 +287,8 @@ async function tryRoute(
         });
         throw await recordFailure(a, { code: "payload_too_large", message: err.message, provider: name }, attempts);
       }
-      const providerSide = timedOut || err instanceof OpenAI.APIError || err instanceof ProviderBodyError;
+      const providerSide = timedOut || err instanceof OpenAI.APIError || err instanceof ProviderBodyError ||
+        err instanceof ProviderStreamError;
       if (!providerSide) throw await recordFailure(a, storageFailed(a, err), attempts);
       const failure = classifyFailure(err, name, timedOut);
       attempts.push({
@@ -295,6 +333,8 @@ async function complete(a: RunArgs, answer: Answer, attempts: Attempt[]): Promis
       providerMs: answer.providerMs,
       writeMs: answer.writeMs,
       attempts,
+      stream: a.stream === true,
+      ttftMs: answer.ttftMs ?? null,
       metadata: {
         content_type: answer.contentType,
         wants_json: a.tool.wantsJson(a.input),
@@ -315,46 +355,4 @@ async function complete(a: RunArgs, answer: Answer, attempts: Attempt[]): Promis
     }
     throw await recordFailure(a, storageFailed(a, err), attempts);
   }
-}
-
-function skipped(route: Route, why: string): Attempt {
-  return { provider: route.provider.name, model: route.model, outcome: "skipped", status: null, error_code: why };
-}
-
-async function discardPayload(a: RunArgs): Promise<void> {
-  await withDb((sql) => sql`select bus.discard_payload(${a.transactionId}::uuid, ${a.run})`, a.sql);
-}
-
-/** A storage failure as recorded: the cause goes to the log, the message says only that it failed. */
-function storageFailed(a: RunArgs, err: unknown): Record<string, unknown> {
-  console.error(`[invoke] storing the response of ${a.transactionId} failed:`, err);
-  return {
-    code: "storage_failed",
-    message: "Storing the provider response failed; the cause is in the function log under this transaction id",
-  };
-}
-
-/**
- * Records the failure and returns the error to answer. If recording fails (the database is gone), the caller still
- * gets the contract's error with the transaction id, marked `recorded: false` (the lease runs out and the reaper
- * records it as `worker_lost`).
- */
-async function recordFailure(
-  a: RunArgs,
-  error: Record<string, unknown>,
-  attempts: Attempt[],
-  opts: { status?: 429 | 503; retryAfterSeconds?: number } = {},
-): Promise<BusError> {
-  const headers: Record<string, string> = opts.retryAfterSeconds
-    ? { "retry-after": String(opts.retryAfterSeconds) }
-    : {};
-  let recorded = true;
-  try {
-    await failMessage(a.sql, a.transactionId, error, { run: a.run, attempts });
-  } catch (err) {
-    console.error(`[invoke] recording the failure of ${a.transactionId} (${error.code}) failed:`, err);
-    recorded = false;
-  }
-  const e = failureError(a.transactionId, error, recorded ? {} : { recorded: false });
-  return new BusError(opts.status ?? e.status, e.code, e.message, e.details, e.extra, { ...e.headers, ...headers });
 }

@@ -22,6 +22,7 @@ import { failureError } from "./answers.ts";
 import { callUnstored, type Unstored } from "./unstored.ts";
 import { isDatabaseUnreachable } from "../db_errors.ts";
 import { resolveFiles } from "../files/resolve.ts";
+import type { StreamRelay } from "../stream/relay.ts";
 
 /** The service role's messages belong to this owner unless the body names one. */
 export const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
@@ -54,6 +55,11 @@ export interface Submission {
   allowUnstored?: boolean;
   /** Called once the request's bytes are no longer needed (after the answer for sync, after the run for async). */
   release?: () => void;
+  /**
+   * Stream the answer (the openai endpoint, CONTRACT.md §10): the provider is asked for a stream, relayed to
+   * `relay` and stored as relayed. Sync only.
+   */
+  stream?: { relay: StreamRelay };
 }
 
 export type Submitted =
@@ -62,6 +68,11 @@ export type Submitted =
     | { status: "pending"; transactionId: string }
     /** Degraded mode: the database was unreachable; the answer went out unstored (unstored.ts). */
     | { status: "unstored"; unstored: Unstored }
+    /**
+     * A stream under way: `run` settles when the message is finished (rejecting with the recorded failure);
+     * `relay.opened` resolves once its first event arrived. Whichever comes first decides the answer.
+     */
+    | { status: "streaming"; transactionId: string; run: Promise<MessageRow> }
   )
   & { rate: RateStanding | null };
 
@@ -83,6 +94,11 @@ export function checkInvokeRequest(
  * its failure once failed) and calls nothing.
  * @throws BusError: 400, 503 `provider_not_configured`, or the message's failure with `transaction_id`.
  */
+export function submitInvoke(
+  deps: SubmitDeps,
+  sub: Submission & { stream?: undefined },
+): Promise<Exclude<Submitted, { status: "streaming" }>>;
+export function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<Submitted>;
 export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<Submitted> {
   const s = deps.settings;
   const started = performance.now();
@@ -126,6 +142,7 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
         ttlSeconds: body.ttl_seconds ?? s.MESSAGE_BUS_DEFAULT_TTL_SECONDS,
         metadata: body.metadata ?? {},
         mode: body.mode,
+        stream: sub.stream !== undefined,
         replayOf: sub.replayOf,
         request: sub.request,
         leaseSeconds: s.MESSAGE_BUS_LEASE_SECS,
@@ -168,7 +185,21 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
         primary: { state: recorded.routeState ?? "closed", openUntil: recorded.routeOpenUntil, slot: recorded.slot },
         settings: s,
         fetch: deps.fetch,
+        stream: sub.stream !== undefined,
+        relay: sub.stream?.relay,
       });
+    if (sub.stream) {
+      // The run outlives the answer (a client that leaves mid-stream loses nothing): it holds the request's bytes.
+      background = true;
+      const running = run().finally(release);
+      deps.waitUntil(running.catch((err) => {
+        console.error(
+          `[invoke] stream ${recorded.transactionId} failed:`,
+          err instanceof BusError ? err.toBody() : err,
+        );
+      }));
+      return { status: "streaming", transactionId: recorded.transactionId, run: running, rate: recorded.rate };
+    }
     if (body.mode === "async") {
       background = true;
       deps.waitUntil(

@@ -25,6 +25,13 @@ export interface Completion extends StoredPayload {
   metadata: Record<string, unknown>;
   attempts?: Attempt[];
   stream?: boolean;
+  /** Streamed answers: milliseconds from the provider request to its first output event. */
+  ttftMs?: number | null;
+  /**
+   * Set for a stream that did not end cleanly (CONTRACT.md §10): the message fails with this error
+   * (`{ code, message }`) and keeps the stored bytes as its partial.
+   */
+  error?: Record<string, unknown>;
 }
 
 /**
@@ -43,7 +50,8 @@ export async function completeMessage(sql: Sql, transactionId: string, a: Comple
         p_provider_ms => ${a.providerMs}, p_write_ms => ${a.writeMs}, p_metadata => ${sql.json(a.metadata as never)},
         p_stored_checksum => ${a.storedChecksum}, p_last_chunk => ${a.lastChunk}, p_run => ${a.run},
         p_attempts => ${a.attempts ? sql.json(a.attempts as never) : null}, p_provider => ${a.provider ?? null},
-        p_stream => ${a.stream ?? null})`, sql);
+        p_stream => ${a.stream ?? null}, p_ttft_ms => ${a.ttftMs ?? null},
+        p_error => ${a.error ? sql.json(a.error as never) : null})`, sql);
   return row;
 }
 

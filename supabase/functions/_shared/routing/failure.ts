@@ -26,6 +26,17 @@ export class ProviderBodyError extends Error {
   }
 }
 
+/**
+ * A stream that failed before its first event reached the client: it ended before any event, or its first event
+ * was an error or not a chunk. Retried and a reason to fall back, like a 5xx (nothing was relayed yet).
+ */
+export class ProviderStreamError extends Error {
+  constructor(message: string, readonly providerError: Record<string, unknown> | null = null) {
+    super(message);
+    this.name = "ProviderStreamError";
+  }
+}
+
 /** Passes `source` through, turning a failure to read it into a {@link ProviderBodyError}. */
 export async function* providerBody(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   try {
@@ -62,6 +73,19 @@ export function classifyFailure(err: unknown, provider: string, timedOut: boolea
         provider_status: status,
         message: `${provider} answered ${status}: ${err.message}`,
         provider_error: err.error ?? null,
+      },
+    };
+  }
+  if (err instanceof ProviderStreamError) {
+    return {
+      retryable: true,
+      status: 200,
+      errorCode: "stream_error",
+      error: {
+        code: "provider_error",
+        provider,
+        message: `${provider} streamed no usable first event: ${err.message}`,
+        provider_error: err.providerError,
       },
     };
   }

@@ -37,10 +37,12 @@ export const chatTool: Tool<z.infer<typeof chatInputSchema>> = {
   description: "An OpenAI-compatible chat completion (messages in, the provider's chat.completion JSON out).",
   inputSchema: chatInputSchema,
   // `files` is the bus's own member: it names what the file messages carry and does not go to the provider.
-  providerRequest: (inputJson, model, messages) =>
-    messages
-      ? completionRequest(inputJson, { model, stream: false }, { messages, drop: ["files"] })
-      : completionRequest(inputJson, { model, stream: false }),
+  providerRequest: (inputJson, model, messages, opts) => {
+    const fields = { model, stream: opts?.stream === true };
+    return messages
+      ? completionRequest(inputJson, fields, { messages, drop: ["files"] })
+      : completionRequest(inputJson, fields);
+  },
   wantsJson: (input) => {
     const type = input.response_format?.type;
     return type === "json_object" || type === "json_schema";

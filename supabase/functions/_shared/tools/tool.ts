@@ -25,8 +25,14 @@ export interface Tool<I = Record<string, unknown>> {
    * The provider request for an input whose JSON text, exactly as received, is `inputJson` (the door has validated
    * it against `inputSchema`), for `model`. The input is passed on as received, never re-serialised. `messages`,
    * when given, are JSON messages put first in the input's `messages` (the chat's files, CONTRACT.md §13).
+   * With `opts.stream` the provider is asked for a stream (the openai endpoint, CONTRACT.md §10).
    */
-  providerRequest(inputJson: Uint8Array, model: string, messages?: BodyPart[]): ProviderRequest;
+  providerRequest(
+    inputJson: Uint8Array,
+    model: string,
+    messages?: BodyPart[],
+    opts?: { stream?: boolean },
+  ): ProviderRequest;
   /** Whether the request asked for JSON output (the watcher then checks the content parses). */
   wantsJson(input: I): boolean;
 }

@@ -1,0 +1,80 @@
+/**
+ * What the bus learns from a provider's stream while relaying it, without keeping its text: how many events, the
+ * first one (the commit point), whether `[DONE]` and a `finish_reason` came, an error event, usage and model, and
+ * when the first output arrived (time to first token). At the end it says whether the stream ended cleanly
+ * (CONTRACT.md §10): a stream that ends without `[DONE]` or a `finish_reason`, or with an error event, is never
+ * a clean end.
+ */
+import { carriesOutput, EventReader, finishReasons, type StreamEvent, usageOf } from "./events.ts";
+
+export class StreamWatch {
+  events = 0;
+  first: StreamEvent | undefined;
+  sawDone = false;
+  finishReason: string | null = null;
+  usage: Record<string, unknown> | null = null;
+  model: string | null = null;
+  /** The first error event's error object. */
+  error: Record<string, unknown> | null = null;
+  /** Data that was neither a chunk, an error nor [DONE]. */
+  invalid = 0;
+  /** performance.now() of the first event carrying content, reasoning or tool-call text. */
+  firstOutputAt: number | undefined;
+  /** Bytes seen, and whether they end on an event boundary (a blank line). */
+  bytes = 0;
+  #tail = "";
+  #reader = new EventReader((event) => this.#see(event));
+
+  /** Feeds the next bytes, as they arrived. */
+  push(bytes: Uint8Array): void {
+    this.bytes += bytes.length;
+    this.#reader.push(bytes);
+    const end = bytes.subarray(Math.max(0, bytes.length - 4));
+    this.#tail = (this.#tail + String.fromCharCode(...end)).slice(-4);
+  }
+
+  /** Whether the bytes so far end between two events (so that an event appended now stands on its own). */
+  get atBoundary(): boolean {
+    return this.bytes === 0 || /(\n\n|\r\r|\r\n\r\n)$/.test(this.#tail);
+  }
+
+  /**
+   * Why the stream, ended now, is not a clean end; null when it is. `transport` is what ended it when it was not
+   * the provider closing normally.
+   */
+  incomplete(transport?: string): string | null {
+    if (transport) return transport;
+    if (this.error) {
+      const message = typeof this.error.message === "string" ? `: ${this.error.message}` : "";
+      return `the provider sent an error event${message}`;
+    }
+    if (!this.sawDone && this.finishReason === null) {
+      return "the stream ended without data: [DONE] or a finish_reason";
+    }
+    return null;
+  }
+
+  #see(event: StreamEvent): void {
+    this.events++;
+    this.first ??= event;
+    switch (event.kind) {
+      case "done":
+        this.sawDone = true;
+        return;
+      case "error":
+        this.error ??= event.error;
+        return;
+      case "invalid":
+        this.invalid++;
+        return;
+      case "chunk": {
+        const chunk = event.chunk;
+        if (typeof chunk.model === "string") this.model ??= chunk.model;
+        const reasons = finishReasons(chunk);
+        if (reasons.length) this.finishReason = reasons.at(-1)!.reason;
+        this.usage = usageOf(chunk) ?? this.usage;
+        if (this.firstOutputAt === undefined && carriesOutput(chunk)) this.firstOutputAt = performance.now();
+      }
+    }
+  }
+}
