@@ -60,13 +60,14 @@ const nodeCounts = (out: string) => {
 
 /**
  * Settings of the test stack beyond spawnStack's: short breaker and queue timeouts and retry pauses, so routing tests
- * (tests/routing_test.ts) see a route reopen and a queue give up within seconds, and a third provider with a
- * concurrency limit.
+ * (tests/routing_test.ts) see a route reopen and a queue give up within seconds, a stalled stream end within 1.5 s
+ * (tests/openai_test.ts), and a third provider with a concurrency limit.
  */
 const TEST_STACK_ENV = {
   CIRCUIT_BREAKER_TIMEOUT_SECS: "3",
   PROVIDER_QUEUE_TIMEOUT_MS: "3000",
   PROVIDER_RETRY_BASE_MS: "50",
+  PROVIDER_STREAM_IDLE_MS: "1500",
   MESSAGE_BUS_PROVIDERS: "kimi,glm,limited",
   LIMITED_MAX_CONCURRENCY: "2",
   LIMITED_MODEL: "limited-model",

@@ -19,7 +19,7 @@ const entries = [...Deno.readDirSync(FUNCTIONS)]
   .sort();
 
 Deno.test("the functions exist", () => {
-  assert.deepEqual(entries, ["cleanup", "files", "mcp", "message-fetch", "ops", "tool-invoke", "watcher"]);
+  assert.deepEqual(entries, ["cleanup", "files", "mcp", "message-fetch", "openai", "ops", "tool-invoke", "watcher"]);
 });
 
 interface InfoModule {

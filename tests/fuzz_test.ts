@@ -13,7 +13,7 @@ import { closeRawRequests, rawRequest } from "./fuzz/raw_request.ts";
 
 const RUNS = 10_000;
 const SERVICE_OWNER = "00000000-0000-0000-0000-000000000000";
-const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup", "mcp", "files", "ops"];
+const FUNCTIONS = ["tool-invoke", "message-fetch", "watcher", "cleanup", "mcp", "files", "ops", "openai"];
 
 Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5xx, JSON errors and write nothing`, async () => {
   const stack = testStack();
@@ -51,10 +51,13 @@ Deno.test(`the door: ${RUNS} generated bad requests across every route get no 5x
       const body = JSON.parse(text);
       const functionShape = typeof body?.error?.code === "string" && typeof body?.error?.message === "string";
       const gatewayShape = res.status === 401 && body?.code === 401 && typeof body?.message === "string";
+      // OpenAI's shape on the openai function (CONTRACT.md §10).
+      const openAiShape = r.path.startsWith("/openai") && typeof body?.error?.type === "string" &&
+        typeof body?.error?.message === "string" && "code" in body.error;
       // The MCP SDK answers protocol errors as JSON-RPC error objects, which MCP clients read (CONTRACT.md §11).
       const jsonRpcShape = r.path.startsWith("/mcp") && body?.jsonrpc === "2.0" &&
         Number.isInteger(body?.error?.code) && typeof body?.error?.message === "string";
-      assert.ok(functionShape || gatewayShape || jsonRpcShape, `error shape: ${what}`);
+      assert.ok(functionShape || gatewayShape || jsonRpcShape || openAiShape, `error shape: ${what}`);
     }
   };
 

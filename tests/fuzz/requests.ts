@@ -167,6 +167,31 @@ export const badInvokeBody: fc.Arbitrary<Uint8Array> = fc.array(invokeMutation, 
   },
 );
 
+/** One change that makes a valid OpenAI chat completion request invalid (unknown members are valid: passed on). */
+const completionMutation: fc.Arbitrary<(b: Body) => void> = fc.oneof(
+  fc.constantFrom("", 1, null, [], "x".repeat(301), undefined).map((m) => (b: Body) => void (b.model = m)),
+  fc.constantFrom(null, [], "messages", 1, [{ role: "wizard", content: "x" }], [{ role: "user" }], [{
+    role: "user",
+    content: 5,
+  }]).map((m) => (b: Body) => void (b.messages = m)),
+  fc.constantFrom("yes", 1, null, "true").map((v) => (b: Body) => void (b.stream = v)),
+  fc.constantFrom("glm", [""], ["nope"], ["kimi/"], [1], Array(9).fill("glm")).map((f) => (b: Body) =>
+    void (b.fallbacks = f)
+  ),
+  fc.constantFrom(-1, 0, 1.5, "10").map((n) => (b: Body) => void (b.max_tokens = n)),
+  fc.constantFrom(-0.1, 2.5, "1").map((t) => (b: Body) => void (b.temperature = t)),
+  fc.constantFrom([], ["x"], [crypto.randomUUID(), "not-a-uuid"]).map((f) => (b: Body) => void (b.files = f)),
+  hostileString.map((s) => (b: Body) => void (b.model = `${s}\u0000`)),
+);
+
+/** A valid-looking OpenAI request with one to three mutations, each of which makes it invalid. */
+export const badCompletionBody: fc.Arbitrary<Uint8Array> = fc.array(completionMutation, { minLength: 1, maxLength: 3 })
+  .map((mutations) => {
+    const body: Body = { model: "kimi", messages: [{ role: "user", content: "fuzz #standin {}" }] };
+    for (const m of mutations) m(body);
+    return enc.encode(JSON.stringify(body));
+  });
+
 /** True for a body that cleanup would accept (`{}` or `{ "async": boolean }`), which would run a cleanup. */
 function validCleanupBody(b: Uint8Array): boolean {
   try {

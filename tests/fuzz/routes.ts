@@ -4,6 +4,7 @@
  */
 import fc from "fast-check";
 import {
+  badCompletionBody,
   badControlBody,
   badInvokeBody,
   brokenBody,
@@ -141,6 +142,27 @@ export const ROUTES: RouteSpec[] = [
     body: fc.option(brokenBody, { nil: undefined }),
   }),
   route("mcp GET /health", get, fc.constant("/mcp/health")),
+
+  // openai (§10): OpenAI's API; every body invalid, or a valid body with a bus header that is not.
+  route("openai POST /v1/chat/completions", post, queryString.map((q) => `/openai/v1/chat/completions${q}`), {
+    body: fc.oneof(badCompletionBody, brokenBody),
+    headers: jsonHeaders,
+  }),
+  route("openai POST /v1/chat/completions (bad bus headers)", post, fc.constant("/openai/v1/chat/completions"), {
+    body: fc.constant(enc.encode(JSON.stringify({ model: "kimi", messages: [{ role: "user", content: "x" }] }))),
+    headers: fc.oneof(
+      fc.constantFrom("0", "-1", "soon", "99999999999", "1.5").map((t) => ({ "x-bus-ttl-seconds": t })),
+      fc.constantFrom("", "k".repeat(256), "a b").map((k) => ({ "idempotency-key": k })),
+      fc.constantFrom("", "s".repeat(201)).map((v) => ({ "x-bus-session-id": v })),
+    ),
+  }),
+  route(
+    "openai GET /v1/models and others",
+    fc.oneof(get, post, otherMethod),
+    fc.tuple(fc.constantFrom("/v1/models", "/v1/models/", "/v1", "/v1/completions", "/health"), pathSegment)
+      .map(([p, s]) => `/openai${p}${p.endsWith("/") ? s : ""}`),
+    { body: fc.option(brokenBody, { nil: undefined }) },
+  ),
 
   // files (§13): an upload takes any bytes, so every upload here carries an owner header that is not a UUID;
   // reads and deletes of ids that are not files (404) or not ids (400).
