@@ -153,6 +153,8 @@ export async function runMessage(a: RunArgs): Promise<MessageRow> {
     throw await recordFailure(a, storageFailed(a, err), attempts);
   } finally {
     lease.stop();
+    // Whatever ended the run, a relayed stream's client is told (complete() finishes it on success).
+    if (a.relay && !a.relay.closed) a.relay.fail("internal_error", "The stream could not be completed (logged)");
   }
   // No route answered.
   if (last) throw await recordFailure(a, last.error, attempts);
@@ -323,7 +325,7 @@ async function tryRoute(
 /** Completes the message with the answer; if that is refused, answers from what is recorded. */
 async function complete(a: RunArgs, answer: Answer, attempts: Attempt[]): Promise<MessageRow> {
   try {
-    return await completeMessage(a.sql, a.transactionId, {
+    const row = await completeMessage(a.sql, a.transactionId, {
       ...answer.stored,
       run: a.run,
       finishReason: answer.facts.finishReason,
@@ -341,6 +343,8 @@ async function complete(a: RunArgs, answer: Answer, attempts: Attempt[]): Promis
         parsed: answer.facts.parsed,
       },
     });
+    a.relay?.finish(); // committed: the stream's end ([DONE]) may go out now
+    return row;
   } catch (err) {
     // Either the message is no longer this run's (reaped after its lease ran out, or taken by another run), or
     // the database failed: answer from what is recorded, if anything.
@@ -350,7 +354,10 @@ async function complete(a: RunArgs, answer: Answer, attempts: Attempt[]): Promis
     });
     if (current && current.status !== "pending") {
       console.error(`[invoke] ${a.transactionId} run ${a.run}: completion refused, the message is ${current.status}`);
-      if (current.status === "completed") return current;
+      if (current.status === "completed") {
+        a.relay?.finish();
+        return current;
+      }
       throw failureError(a.transactionId, current.error ?? { code: "worker_lost", message: "The message was reaped" });
     }
     throw await recordFailure(a, storageFailed(a, err), attempts);

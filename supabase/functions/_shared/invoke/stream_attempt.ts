@@ -21,11 +21,10 @@ import { ProviderBodyError, ProviderStreamError } from "../routing/failure.ts";
 import { recordRouteFailure } from "../routing/breaker.ts";
 import type { StreamRelay } from "../stream/relay.ts";
 import { StreamWatch } from "../stream/watch.ts";
+import { errorEvent } from "../stream/events.ts";
 import { recordFailure, storageFailed } from "./failures.ts";
 import { failureError } from "./answers.ts";
 import type { Route, RunArgs } from "./run.ts";
-
-const encoder = new TextEncoder();
 
 export interface StreamAttempt {
   a: RunArgs;
@@ -92,8 +91,10 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
   let ended: { code: string; message: string } | undefined;
 
   async function* relayed(): AsyncGenerator<Uint8Array> {
-    for (const bytes of held) {
-      await x.relay?.send(bytes);
+    for (const [i, bytes] of held.entries()) {
+      // A stream short enough to end in its first read: its end waits for the commit like any other.
+      if (watch.sawDone && i === held.length - 1) x.relay?.hold(bytes);
+      else await x.relay?.send(bytes);
       yield bytes;
     }
     held.length = 0;
@@ -104,6 +105,7 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
       try {
         next = await within(reader.read(), Math.max(0, wait));
       } catch (err) {
+        if (watch.sawDone) break; // the provider said [DONE]: what breaks after it changes nothing
         ended = {
           code: "stream_incomplete",
           message: `${x.route.provider.name}'s stream broke off: ${err instanceof Error ? err.message : err}`,
@@ -111,6 +113,12 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
         break;
       }
       if (next === "timeout") {
+        if (watch.sawDone && wait >= s.PROVIDER_STREAM_IDLE_MS) {
+          // [DONE] came but the connection stayed open: the stream is over, let go of the connection.
+          x.abort(new DOMException("the stream was over", "AbortError"));
+          reader.cancel().catch((err) => console.error("[stream] closing a finished provider stream failed:", err));
+          break;
+        }
         ended = wait < s.PROVIDER_STREAM_IDLE_MS
           ? {
             code: "worker_time_limit",
@@ -126,7 +134,9 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
       }
       if (next.done) break;
       watch.push(next.value);
-      await x.relay?.send(next.value);
+      // The bytes that carry [DONE] (and any after) reach the client once the message is committed (run.ts).
+      if (watch.sawDone) x.relay?.hold(next.value);
+      else await x.relay?.send(next.value);
       yield next.value;
     }
     const why = ended?.message ?? watch.incomplete();
@@ -154,18 +164,18 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
     const error = tooLarge
       ? { code: "payload_too_large", message: err.message, provider: x.route.provider.name }
       : storageFailed(x.a, err);
-    await x.relay?.send(errorEvent(String(error.code), String(error.message), !watch.atBoundary));
-    x.relay?.close();
+    x.relay?.fail(String(error.code), String(error.message));
     x.attempts.push(attempt(x, "error", tooLarge ? "too_large" : "storage_failed"));
     return { fatal: await recordFailure(x.a, error, x.attempts) };
   }
-  x.relay?.close();
   const ttftMs = watch.firstOutputAt === undefined ? null : Math.round(watch.firstOutputAt - x.started);
   const writeMs = Math.round(performance.now() - x.headersAt);
   if (!ended) {
+    // The relay's end (held [DONE]) goes out when the completion is committed (run.ts complete()).
     x.attempts.push(attempt(x, "ok", null));
     return { answer: { stored, watch, ttftMs, writeMs } };
   }
+  x.relay?.finish(); // the bus's error event went out with the rest
   return { fatal: await failStream(x, ended, stored, watch, ttftMs, writeMs) };
 }
 
@@ -231,15 +241,6 @@ function attempt(x: StreamAttempt, outcome: "ok" | "error", errorCode: string | 
     status: x.response.status,
     error_code: errorCode,
   };
-}
-
-/**
- * The bus's closing event: `data: {"error": {...}}` in the shape OpenAI's SDKs raise on, after a blank line when the
- * bytes so far stop inside an event (so that this event stands on its own).
- */
-function errorEvent(code: string, message: string, midEvent: boolean): Uint8Array {
-  const event = `data: ${JSON.stringify({ error: { message, type: code, code } })}\n\n`;
-  return encoder.encode(midEvent ? `\n\n${event}` : event);
 }
 
 /** `p`, or "timeout" after `ms` (the pending read is then abandoned; the caller cancels the stream). */

@@ -86,6 +86,27 @@ export function carriesOutput(chunk: Record<string, unknown>): boolean {
   return false;
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * The bus's error event, `data: {"error": {...}}` in the shape OpenAI's SDKs raise on; after a blank line when the
+ * bytes before it stop inside an event (so that it stands on its own).
+ */
+export function errorEvent(code: string, message: string, midEvent: boolean): Uint8Array {
+  const event = `data: ${JSON.stringify({ error: { message, type: code, code } })}\n\n`;
+  return encoder.encode(midEvent ? `\n\n${event}` : event);
+}
+
+/** Whether text ending in `tail` ends between two server-sent events (after a blank line). */
+export function atEventBoundary(tail: string): boolean {
+  return tail === "" || /(\n\n|\r\r|\r\n\r\n)$/.test(tail);
+}
+
+/** The last 4 characters of `tail` followed by `bytes` (ASCII line ends are all a boundary needs). */
+export function nextTail(tail: string, bytes: Uint8Array): string {
+  return (tail + String.fromCharCode(...bytes.subarray(Math.max(0, bytes.length - 4)))).slice(-4);
+}
+
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -5,7 +5,15 @@
  * (CONTRACT.md §10): a stream that ends without `[DONE]` or a `finish_reason`, or with an error event, is never
  * a clean end.
  */
-import { carriesOutput, EventReader, finishReasons, type StreamEvent, usageOf } from "./events.ts";
+import {
+  atEventBoundary,
+  carriesOutput,
+  EventReader,
+  finishReasons,
+  nextTail,
+  type StreamEvent,
+  usageOf,
+} from "./events.ts";
 
 export class StreamWatch {
   events = 0;
@@ -29,13 +37,12 @@ export class StreamWatch {
   push(bytes: Uint8Array): void {
     this.bytes += bytes.length;
     this.#reader.push(bytes);
-    const end = bytes.subarray(Math.max(0, bytes.length - 4));
-    this.#tail = (this.#tail + String.fromCharCode(...end)).slice(-4);
+    this.#tail = nextTail(this.#tail, bytes);
   }
 
   /** Whether the bytes so far end between two events (so that an event appended now stands on its own). */
   get atBoundary(): boolean {
-    return this.bytes === 0 || /(\n\n|\r\r|\r\n\r\n)$/.test(this.#tail);
+    return atEventBoundary(this.#tail);
   }
 
   /**
