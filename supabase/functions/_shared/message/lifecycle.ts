@@ -49,20 +49,35 @@ export async function completeMessage(sql: Sql, transactionId: string, a: Comple
 
 /**
  * Marks run `run` of a pending message failed with `error` (`{ code, message, ... }`: never a raw database or
- * driver error, which goes to the log only).
+ * driver error, which goes to the log only). The payload chunks appended so far are dropped, unless `keepPartial`
+ * or `partial`: `partial` is what storePayload returned for the bytes that arrived (a stream that broke off,
+ * `stream_incomplete`); its last chunk is stored and the kept bytes recorded (checksum, sizes, compression, chunk
+ * count) in the same statement, so that `message-fetch/<id>?partial=1` can serve and verify them. `keepPartial`
+ * alone keeps the chunks without recording them (they can then be read by nobody).
  */
 export async function failMessage(
   sql: Sql,
   transactionId: string,
   error: Record<string, unknown>,
-  opts: { run: number; providerMs?: number | null; attempts?: Attempt[]; keepPartial?: boolean },
+  opts: {
+    run: number;
+    providerMs?: number | null;
+    attempts?: Attempt[];
+    keepPartial?: boolean;
+    partial?: StoredPayload;
+  },
 ): Promise<MessageRow> {
+  const p = opts.partial;
   const [row] = await withDb((sql) =>
     sql<MessageRow[]>`
       select ${sql.unsafe(MESSAGE_COLUMNS)} from bus.fail_message(
         p_transaction_id => ${transactionId}::uuid, p_error => ${sql.json(error as never)},
         p_provider_ms => ${opts.providerMs ?? null}, p_run => ${opts.run},
         p_attempts => ${opts.attempts ? sql.json(opts.attempts as never) : null},
-        p_keep_partial => ${opts.keepPartial ?? false})`, sql);
+        p_keep_partial => ${(opts.keepPartial ?? false) || p !== undefined},
+        p_payload_size => ${p?.payloadSize ?? null}, p_stored_size => ${p?.storedSize ?? null},
+        p_compression => ${p?.compression ?? null}, p_checksum => ${p?.checksum ?? null},
+        p_chunk_count => ${p?.chunkCount ?? null}, p_stored_checksum => ${p?.storedChecksum ?? null},
+        p_last_chunk => ${p?.lastChunk ?? null})`, sql);
   return row;
 }
