@@ -102,7 +102,11 @@ export async function storeStream(
       p_metadata => ${sql.json({ content_type: "text/event-stream", ...opts.metadata } as never)},
       p_stream => true)`;
   const failed = opts.outcome === "stream_incomplete";
-  const bytes = failed ? concatBytes([sse, incompleteEvent("The provider's stream broke off")]).slice() : sse;
+  // A stream cut mid-event: the relay ends that event (its data stays broken) before its own, which then parses.
+  const endCut = failed && !new TextDecoder().decode(sse.subarray(-2)).endsWith("\n\n") ? enc.encode("\n\n") : null;
+  const bytes = failed
+    ? concatBytes([sse, ...(endCut ? [endCut] : []), incompleteEvent("The provider's stream broke off")]).slice()
+    : sse;
   const stored = await storePayload(sql, id, ReadableStream.from(pieces(bytes, 64 * 1024)), 200 * 1024 * 1024);
   if (failed) {
     await failMessage(sql, id, { code: "stream_incomplete", message: "The provider's stream broke off" }, {
