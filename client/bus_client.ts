@@ -6,12 +6,13 @@ import { createClient, type RealtimeClientOptions, type SupabaseClient } from "@
 import { BusClientError, ErrorCode, isBusClientError } from "./errors.ts";
 import { Feed } from "./feed.ts";
 import type { HttpConfig } from "./http.ts";
-import { fetchPayload, getMeta, invoke, listMeta } from "./operations.ts";
+import { fetchCompletion, fetchPayload, getMeta, invoke, listMeta } from "./operations.ts";
 import { deleteFile, downloadFile, listFiles, uploadFile, type UploadOptions } from "./files.ts";
 import { type CallOptions, callTool } from "./call.ts";
 import { type SubscribeOptions, Subscription } from "./subscribe.ts";
 import type {
   CallResult,
+  FetchedCompletion,
   FetchedFile,
   FetchedPayload,
   FileInfo,
@@ -139,12 +140,26 @@ export class BusClient<Throw extends boolean = false> {
    * Downloads a payload and verifies it while it streams (SHA-256 against ETag, Repr-Digest and the metadata's
    * checksum). A mismatch is a `ChecksumMismatchError` and no bytes are returned. With `onChunk`, chunks are handed
    * on as they arrive (not collected) — they count as verified only once the call returns without error.
+   * With `partial: true`, a failed stream's kept bytes (CONTRACT.md §10) instead of a `message_failed` error.
    */
   fetch(
     id: string,
-    opts: { signal?: AbortSignal; onChunk?: (c: Uint8Array) => void | Promise<void>; expectedChecksum?: string } = {},
+    opts: {
+      signal?: AbortSignal;
+      onChunk?: (c: Uint8Array) => void | Promise<void>;
+      expectedChecksum?: string;
+      partial?: boolean;
+    } = {},
   ) {
     return this.#run<FetchedPayload>(() => fetchPayload(this.#http, id, opts));
+  }
+
+  /**
+   * The response as one OpenAI `chat.completion` (CONTRACT.md §5): a streamed message's events assembled by the
+   * server, or a non-streamed message's stored body (verified like `fetch()`).
+   */
+  completion(id: string, opts: { signal?: AbortSignal } = {}) {
+    return this.#run<FetchedCompletion>(() => fetchCompletion(this.#http, id, opts));
   }
 
   /** A message's metadata (CONTRACT.md §5), also while pending. */

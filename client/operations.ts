@@ -5,7 +5,14 @@
 import { BusApiError, BusClientError, BusNetworkError, ErrorCode, isBusClientError } from "./errors.ts";
 import { apiError, type HttpConfig, readJson, send } from "./http.ts";
 import { readVerified } from "./verify.ts";
-import type { FetchedPayload, InvokeRequest, InvokeResponse, ListOptions, MessageMeta } from "./types.ts";
+import type {
+  FetchedCompletion,
+  FetchedPayload,
+  InvokeRequest,
+  InvokeResponse,
+  ListOptions,
+  MessageMeta,
+} from "./types.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -46,23 +53,22 @@ export async function listMeta(http: HttpConfig, opts: ListOptions): Promise<Mes
 /**
  * `GET /message-fetch/<id>`, verified while it streams (verify.ts). 202 (pending) is a `message_pending` error,
  * 409 `message_failed`, 410 `expired`, 404 `not_found`; a checksum mismatch found by either side is a
- * `ChecksumMismatchError`. When the answer states no checksum, the metadata's is fetched first.
+ * `ChecksumMismatchError`. When the answer states no checksum, the metadata's is fetched first. With `partial`
+ * (`?partial=1`, CONTRACT.md §10), a failed stream's kept bytes instead of 409 (`partial: true` in the result).
  */
 export async function fetchPayload(
   http: HttpConfig,
   id: string,
-  opts: { signal?: AbortSignal; onChunk?: (c: Uint8Array) => void | Promise<void>; expectedChecksum?: string },
+  opts: {
+    signal?: AbortSignal;
+    onChunk?: (c: Uint8Array) => void | Promise<void>;
+    expectedChecksum?: string;
+    partial?: boolean;
+  },
 ): Promise<FetchedPayload> {
   checkId(id);
-  const res = await send(http, `message-fetch/${id}`, { signal: opts.signal });
-  if (res.status === 202) {
-    await res.body?.cancel();
-    throw new BusApiError(`Message ${id} is still pending`, ErrorCode.MessagePending, {
-      status: 202,
-      transactionId: id,
-    });
-  }
-  if (res.status !== 200) throw await apiError(res, id);
+  const res = await send(http, `message-fetch/${id}${opts.partial ? "?partial=1" : ""}`, { signal: opts.signal });
+  await throwUnlessOk(res, id);
   const expected: Array<string | null | undefined> = [opts.expectedChecksum];
   if (!res.headers.has("etag") && !res.headers.has("repr-digest") && !res.headers.has("x-checksum")) {
     expected.push((await getMeta(http, id, opts.signal)).checksum);
@@ -78,7 +84,54 @@ export async function fetchPayload(
       cause: err,
     });
   }
-  return payload(id, res.headers.get("content-type"), read);
+  return {
+    ...payload(id, res.headers.get("content-type"), read),
+    partial: res.headers.get("x-bus-partial") === "true",
+  };
+}
+
+/**
+ * `GET /message-fetch/<id>/completion` (CONTRACT.md §5): the response as one chat.completion. A non-streamed
+ * message's answer is its stored body, verified like `fetch()`; a streamed one's is assembled by the server from the
+ * stored events after verifying them (`assembled: true`, `source_checksum` the stream's checksum).
+ */
+export async function fetchCompletion(
+  http: HttpConfig,
+  id: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<FetchedCompletion> {
+  checkId(id);
+  const res = await send(http, `message-fetch/${id}/completion`, { signal: opts.signal });
+  await throwUnlessOk(res, id);
+  if (res.headers.get("x-bus-assembled")) {
+    return {
+      transaction_id: id,
+      assembled: true,
+      checksum: null,
+      source_checksum: res.headers.get("x-bus-source-checksum"),
+      completion: await readJson<Record<string, unknown>>(res),
+    };
+  }
+  const read = await readVerified(res, { transactionId: id });
+  return {
+    transaction_id: id,
+    assembled: false,
+    checksum: read.checksum,
+    source_checksum: read.checksum,
+    completion: payload(id, res.headers.get("content-type"), read).json<Record<string, unknown>>(),
+  };
+}
+
+/** 202 (pending) as a `message_pending` error, other statuses but 200 as the API's error. */
+async function throwUnlessOk(res: Response, id: string): Promise<void> {
+  if (res.status === 202) {
+    await res.body?.cancel();
+    throw new BusApiError(`Message ${id} is still pending`, ErrorCode.MessagePending, {
+      status: 202,
+      transactionId: id,
+    });
+  }
+  if (res.status !== 200) throw await apiError(res, id);
 }
 
 function payload(

@@ -106,6 +106,21 @@ export interface FetchedPayload {
   text(): string;
   /** `bytes` parsed as JSON (throws on invalid JSON). */
   json<T = unknown>(): T;
+  /** True when these are the bytes a failed stream kept (`fetch(id, { partial: true })`, CONTRACT.md §10). */
+  partial?: boolean;
+}
+
+/** A message's response as one chat.completion (`completion(id)`, CONTRACT.md §5). */
+export interface FetchedCompletion {
+  transaction_id: string;
+  /** True when the server assembled it from a streamed message's stored events. */
+  assembled: boolean;
+  /** `sha256:<hex>` of the body, verified (a non-streamed message's stored body); null when assembled. */
+  checksum: string | null;
+  /** The checksum of the stored payload it came from (the event stream when assembled). */
+  source_checksum: string | null;
+  /** The OpenAI `chat.completion` object. */
+  completion: Record<string, unknown>;
 }
 
 /** A status change pushed on `bus:<uid>`, event `message` (CONTRACT.md §6). */

@@ -736,10 +736,10 @@ COMMENT ON COLUMN public.message_bus.ttft_ms IS 'Streamed answers: milliseconds 
 COMMENT ON COLUMN public.message_bus.files IS 'The files the message used (chat input.files): [{file_id, sha256, filename}]; null when none.';
 
 --
--- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_stored_checksum text DEFAULT NULL::text, p_last_chunk bytea DEFAULT NULL::bytea, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_provider text DEFAULT NULL::text, p_stream boolean DEFAULT NULL::boolean) RETURNS public.message_bus
+CREATE FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_stored_checksum text DEFAULT NULL::text, p_last_chunk bytea DEFAULT NULL::bytea, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_provider text DEFAULT NULL::text, p_stream boolean DEFAULT NULL::boolean, p_ttft_ms integer DEFAULT NULL::integer) RETURNS public.message_bus
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -762,7 +762,7 @@ begin
     status = 'completed', payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
     compression = p_compression, checksum = p_checksum, stored_checksum = p_stored_checksum,
     chunk_count = p_chunk_count, finish_reason = p_finish_reason, usage = p_usage, model = coalesce(p_model, model),
-    provider = coalesce(p_provider, provider), stream = coalesce(p_stream, stream),
+    provider = coalesce(p_provider, provider), stream = coalesce(p_stream, stream), ttft_ms = p_ttft_ms,
     attempts = coalesce(p_attempts, attempts), provider_ms = p_provider_ms, write_ms = p_write_ms,
     completed_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = null,
     metadata = metadata || coalesce(p_metadata, '{}'::jsonb)
@@ -779,13 +779,13 @@ begin
   return v_row;
 end $$;
 
-ALTER FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) OWNER TO postgres;
+ALTER FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer) OWNER TO postgres;
 
 --
--- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean); Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) IS 'Marks a pending message completed (for run p_run) after checking that its stored chunks match the reported count and size. With p_last_chunk, first stores it as chunk p_chunk_count - 1 (a one-chunk payload: one statement).';
+COMMENT ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer) IS 'Records the stored payload of run p_run (after checking the chunk count and stored size against the writer''s) and completes the message with its time to first token (streams), freeing its concurrency slots and closing the answering route.';
 
 --
 -- Name: delete_expired_payloads(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1019,38 +1019,66 @@ ALTER FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) OWNER T
 COMMENT ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) IS 'Deletes the payload of messages past expires_at and marks them expired (the row stays), p_batch at a time until none are left or p_budget_ms has passed; returns how many.';
 
 --
--- Name: fail_message(uuid, jsonb, integer, integer, jsonb, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: fail_message(uuid, jsonb, integer, integer, jsonb, boolean, bigint, bigint, text, text, integer, text, bytea); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer DEFAULT NULL::integer, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_keep_partial boolean DEFAULT false) RETURNS public.message_bus
+CREATE FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer DEFAULT NULL::integer, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_keep_partial boolean DEFAULT false, p_payload_size bigint DEFAULT NULL::bigint, p_stored_size bigint DEFAULT NULL::bigint, p_compression text DEFAULT NULL::text, p_checksum text DEFAULT NULL::text, p_chunk_count integer DEFAULT NULL::integer, p_stored_checksum text DEFAULT NULL::text, p_last_chunk bytea DEFAULT NULL::bytea) RETURNS public.message_bus
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
+  v_keep boolean := coalesce(p_keep_partial, false);
+  v_record boolean := coalesce(p_keep_partial, false) and p_checksum is not null;
+  v_chunks integer;
+  v_bytes bigint;
   v_row public.message_bus;
 begin
+  if p_checksum is not null and not v_keep then
+    raise exception 'a partial payload is recorded only with p_keep_partial' using errcode = '22023';
+  end if;
+  if v_record then
+    if p_payload_size is null or p_stored_size is null or p_compression is null or p_chunk_count is null then
+      raise exception 'a partial payload needs its size, stored size, compression and chunk count'
+        using errcode = '22023';
+    end if;
+    if p_last_chunk is not null then
+      perform bus.append_chunk(p_transaction_id, p_chunk_count - 1, p_last_chunk);
+    end if;
+    select count(*), coalesce(sum(length(data)), 0) into v_chunks, v_bytes
+      from public.message_bus_chunks where transaction_id = p_transaction_id;
+    if v_chunks <> p_chunk_count or v_bytes <> p_stored_size then
+      raise exception 'message % has % chunks / % bytes stored, the writer reported % / % (partial payload)',
+        p_transaction_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
+    end if;
+  end if;
   update public.message_bus set status = 'failed', error = p_error, provider_ms = coalesce(p_provider_ms, provider_ms),
          attempts = coalesce(p_attempts, attempts), completed_at = clock_timestamp(), updated_at = clock_timestamp(),
-         lease_expires_at = null
+         lease_expires_at = null,
+         payload_size_bytes = case when v_record then p_payload_size else payload_size_bytes end,
+         stored_size_bytes = case when v_record then p_stored_size else stored_size_bytes end,
+         compression = case when v_record then p_compression else compression end,
+         checksum = case when v_record then p_checksum else checksum end,
+         stored_checksum = case when v_record then p_stored_checksum else stored_checksum end,
+         chunk_count = case when v_record then p_chunk_count else chunk_count end
   where transaction_id = p_transaction_id and status = 'pending' and (p_run is null or run_count = p_run)
   returning * into v_row;
   if v_row.transaction_id is null then
     raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
   end if;
-  if not coalesce(p_keep_partial, false) then
+  if not v_keep then
     delete from public.message_bus_chunks where transaction_id = p_transaction_id;
   end if;
   delete from bus.provider_leases where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 
-ALTER FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) OWNER TO postgres;
+ALTER FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea) OWNER TO postgres;
 
 --
--- Name: FUNCTION fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean); Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: FUNCTION fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) IS 'Marks a pending message failed (for run p_run) with a JSON error; drops any partial payload unless p_keep_partial. The stored request stays.';
+COMMENT ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea) IS 'Marks a pending message failed (for run p_run) with a JSON error; drops any partial payload unless p_keep_partial. With p_keep_partial and p_checksum, stores p_last_chunk, checks that the kept chunks match p_chunk_count / p_stored_size and records them (checksum, sizes, compression, chunk_count) so that they can be read and verified. The stored request stays.';
 
 --
 -- Name: file_chunk_guard(); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -2773,7 +2801,7 @@ COMMENT ON FUNCTION bus.watch_on_finish() IS 'Trigger: a message that completed 
 -- Name: watch_target(uuid, text); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) RETURNS TABLE(transaction_id uuid, status text, checksum text, stored_checksum text, chunk_count integer, compression text, payload_size_bytes bigint, finish_reason text, usage jsonb, error jsonb, metadata jsonb, expired boolean, observation jsonb, only_chunk bytea)
+CREATE FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) RETURNS TABLE(transaction_id uuid, status text, checksum text, stored_checksum text, chunk_count integer, compression text, payload_size_bytes bigint, finish_reason text, usage jsonb, error jsonb, metadata jsonb, expired boolean, observation jsonb, only_chunk bytea, stream boolean)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -2788,7 +2816,8 @@ begin
               from public.message_bus_observations o
               where o.transaction_id = m.transaction_id and o.watcher_version = p_watcher_version) o),
            (select c.data from public.message_bus_chunks c
-             where c.transaction_id = m.transaction_id and c.seq = 0 and m.chunk_count = 1)
+             where c.transaction_id = m.transaction_id and c.seq = 0 and m.chunk_count = 1),
+           m.stream
     from public.message_bus m where m.transaction_id = p_transaction_id;
 end $$;
 
@@ -2798,7 +2827,7 @@ ALTER FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) O
 -- Name: FUNCTION watch_target(p_transaction_id uuid, p_watcher_version text); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) IS 'The watcher''s view of one message: its row, whether its payload has expired, its observation by p_watcher_version (if any) and, for a payload of one chunk, the stored bytes. No row when there is no such message.';
+COMMENT ON FUNCTION bus.watch_target(p_transaction_id uuid, p_watcher_version text) IS 'The watcher''s view of one message: its row (stream included), whether its payload has expired, its observation by p_watcher_version (if any) and, for a payload of one chunk (a failed stream''s partial one too), the stored bytes. No row when there is no such message.';
 
 --
 -- Name: alert_events; Type: TABLE; Schema: bus; Owner: postgres
@@ -4248,11 +4277,11 @@ GRANT ALL ON TABLE public.message_bus TO service_role;
 GRANT SELECT ON TABLE public.message_bus TO authenticated;
 
 --
--- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) TO service_role;
+REVOKE ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer) TO service_role;
 
 --
 -- Name: FUNCTION delete_expired_payloads(p_batch integer, p_budget_ms integer); Type: ACL; Schema: bus; Owner: postgres
@@ -4297,11 +4326,11 @@ REVOKE ALL ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer)
 GRANT ALL ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) TO service_role;
 
 --
--- Name: FUNCTION fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean) TO service_role;
+REVOKE ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.fail_message(p_transaction_id uuid, p_error jsonb, p_provider_ms integer, p_run integer, p_attempts jsonb, p_keep_partial boolean, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_stored_checksum text, p_last_chunk bytea) TO service_role;
 
 --
 -- Name: FUNCTION file_chunk_guard(); Type: ACL; Schema: bus; Owner: postgres

@@ -113,11 +113,22 @@ Deno.test("the openai SDK's stream helpers (create with stream, chat.completions
     stream: true,
     messages: [{ role: "user", content: prompt({ reasoning: true }) }],
   }).withResponse();
-  let text = "";
-  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  let text = "", reasoning = "";
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+    text += delta?.content ?? "";
+    reasoning += delta?.reasoning_content ?? "";
+  }
   assert.match(text, /Stand-in answer/);
   const id = response.headers.get("x-bus-transaction-id")!;
   assert.equal((await finished(user.token, id)).status, "completed");
+  // The stored stream assembled into one chat.completion (message-fetch /completion) says what the client read.
+  const assembled = await fetchJson(user.token, `/${id}/completion`);
+  assert.equal(assembled.status, 200);
+  assert.equal(assembled.json.object, "chat.completion");
+  assert.equal(assembled.json.choices[0].message.content, text);
+  assert.equal(assembled.json.choices[0].message.reasoning_content, reasoning);
+  assert.ok(reasoning.length > 0);
 
   const runner = openai.chat.completions.stream({
     model: model("sdk-helper"),
@@ -181,6 +192,15 @@ async function brokenStream(directive: Record<string, unknown>, code = "stream_i
   assert.equal(Number(row.payload_size_bytes), bytes.length);
   assert.ok(row.chunks >= 1);
   assert.equal((await stored(user.token, id)).status, 409, "a failed message has no payload for a plain fetch");
+  const partial = await stored(user.token, id, "?partial=1");
+  assert.equal(partial.status, 200);
+  assert.deepEqual(partial.bytes, bytes, "?partial=1 serves exactly what the client received");
+  const observed = await waitFor(
+    "the watcher's observation",
+    async () => (await meta(user.token, id)).watcher ?? undefined,
+  );
+  assert.equal(observed.verdict, "error");
+  assert.ok(observed.findings.some((f: { code: string }) => f.code === code || f.code === "stream_incomplete"));
   return { user, id, bytes, m };
 }
 

@@ -1,11 +1,6 @@
--- Streaming (CONTRACT.md §10): a streamed answer is stored as it is relayed, and its message finishes in one of two
--- ways, both recording the stored payload's facts (sizes, checksum, chunks):
--- - completed, as before, now also with the time to first token (ttft_ms, read by the ops TTFT histogram);
--- - failed with the stored bytes kept (a stream the provider cut, stalled or broke off with an error event, or
---   one the worker's wall clock ended): what arrived, plus the bus's closing error event, stays readable and
---   verifiable for diagnosis (message-fetch ?partial=1), while the message answers as failed everywhere else.
--- One function does both (p_error set: the second), so the partial is checked against the chunks exactly like a
--- completion is.
+-- Streaming (CONTRACT.md §10): a completed stream also records its time to first token (ttft_ms, read by the ops
+-- TTFT histogram). A stream that did not end cleanly fails keeping what was relayed and stored
+-- (bus.fail_message with the partial's facts, 20261126000600_stream_partial.sql).
 
 drop function bus.complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer,
   jsonb, text, bytea, integer, jsonb, text, boolean);
@@ -15,7 +10,7 @@ create function bus.complete_message(
   p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer,
   p_metadata jsonb default '{}'::jsonb, p_stored_checksum text default null, p_last_chunk bytea default null,
   p_run integer default null, p_attempts jsonb default null, p_provider text default null, p_stream boolean default null,
-  p_ttft_ms integer default null, p_error jsonb default null
+  p_ttft_ms integer default null
 ) returns public.message_bus
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -34,8 +29,7 @@ begin
       p_transaction_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
   end if;
   update public.message_bus set
-    status = case when p_error is null then 'completed' else 'failed' end, error = p_error,
-    payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
+    status = 'completed', payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
     compression = p_compression, checksum = p_checksum, stored_checksum = p_stored_checksum,
     chunk_count = p_chunk_count, finish_reason = p_finish_reason, usage = p_usage, model = coalesce(p_model, model),
     provider = coalesce(p_provider, provider), stream = coalesce(p_stream, stream), ttft_ms = p_ttft_ms,
@@ -47,18 +41,17 @@ begin
   if v_row.transaction_id is null then
     raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
   end if;
-  -- The route that answered (the last attempt) is healthy when it answered completely; a cut stream is counted
-  -- against it by the caller (bus.record_route_failure), like any other failed attempt.
-  if v_last is not null and p_error is null then
+  -- The route that answered (the last attempt) is healthy; the message's concurrency slots are free.
+  if v_last is not null then
     perform bus.record_route_success(v_last ->> 'provider', v_last ->> 'model');
   end if;
   delete from bus.provider_leases where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 comment on function bus.complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer,
-  jsonb, text, bytea, integer, jsonb, text, boolean, integer, jsonb) is
-  'Records the stored payload of run p_run (after checking the chunk count and stored size against the writer''s) and completes the message, freeing its concurrency slots and closing the answering route; with p_error the message fails instead, keeping the payload as its partial (a cut stream, CONTRACT.md §10).';
+  jsonb, text, bytea, integer, jsonb, text, boolean, integer) is
+  'Records the stored payload of run p_run (after checking the chunk count and stored size against the writer''s) and completes the message with its time to first token (streams), freeing its concurrency slots and closing the answering route.';
 revoke execute on function bus.complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer,
-  integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer, jsonb) from public, anon, authenticated;
+  integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer) from public, anon, authenticated;
 grant execute on function bus.complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer,
-  integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer, jsonb) to service_role;
+  integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer) to service_role;

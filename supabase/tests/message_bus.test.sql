@@ -181,8 +181,8 @@ create temp table bus_fns (sig text) on commit drop;
 insert into bus_fns values
   ('bus.begin_message(uuid,text,text,text,text,text,integer,jsonb,text,integer,bigint,bigint,text,text,integer,bytea,boolean,uuid,integer,integer,integer)'),
   ('bus.append_chunk(uuid,integer,bytea)'),
-  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea,integer,jsonb,text,boolean,integer,jsonb)'),
-  ('bus.fail_message(uuid,jsonb,integer,integer,jsonb,boolean)');
+  ('bus.complete_message(uuid,bigint,bigint,text,text,integer,text,jsonb,text,integer,integer,jsonb,text,bytea,integer,jsonb,text,boolean,integer)'),
+  ('bus.fail_message(uuid,jsonb,integer,integer,jsonb,boolean,bigint,bigint,text,text,integer,text,bytea)');
 select is((select count(*)::int from bus_fns where has_function_privilege('anon', sig, 'execute')), 0,
   'anon cannot execute begin_message, append_chunk, complete_message, fail_message');
 select is((select count(*)::int from bus_fns where has_function_privilege('authenticated', sig, 'execute')), 0,

@@ -96,6 +96,7 @@ export const queryString: fc.Arbitrary<string> = fc.array(
     fc.tuple(fc.constant("since"), timeish),
     fc.tuple(fc.constant("limit"), numberish),
     fc.tuple(fc.constantFrom("partial", "x"), hostileUrlString),
+    fc.tuple(fc.constant("partial"), fc.constantFrom("1", "0", "true", "false", "")),
     fc.tuple(hostileUrlString, fc.oneof(hostileUrlString, numberish)),
   ),
   { maxLength: 3 },

@@ -116,6 +116,11 @@ export const ROUTES: RouteSpec[] = [
   route("message-fetch GET /?since&limit", get, queryString.map((q) => `/message-fetch${q}`)),
   route("message-fetch GET /<id>", get, fc.tuple(pathSegment, queryString).map(([s, q]) => `/message-fetch/${s}${q}`)),
   route(
+    "message-fetch GET /<id>/completion",
+    get,
+    fc.tuple(pathSegment, queryString).map(([s, q]) => `/message-fetch/${s}/completion${q}`),
+  ),
+  route(
     "message-fetch GET /<id>/meta",
     get,
     fc.tuple(pathSegment, queryString).map(([s, q]) => `/message-fetch/${s}/meta${q}`),

@@ -21,6 +21,11 @@ const listQuery = z.strictObject({
   ).default(100),
 });
 const noQuery = z.strictObject({});
+/** `?partial=1` (CONTRACT.md §10): what a failed stream kept; `0`/`false` or no value is the plain fetch. */
+const fetchQuery = z.strictObject({
+  partial: z.enum(["1", "true", "0", "false"], { error: "must be 1 or 0 (true or false)" }).optional()
+    .transform((v) => v === "1" || v === "true"),
+});
 
 export const app = createApp("message-fetch");
 addHealthRoute(app, "message-fetch");
@@ -38,6 +43,17 @@ app.get("/:transaction_id/meta", messageCallerDoor, door("param", idParam), door
   return c.json(metaBody(row), row.status === "pending" ? 202 : 200);
 });
 
-app.get("/:transaction_id", messageCallerDoor, door("param", idParam), door("query", noQuery), async (c) => {
-  return await fetchPayload(c, db(), callerOf(c), c.req.valid("param").transaction_id);
+app.get(
+  "/:transaction_id/completion",
+  messageCallerDoor,
+  door("param", idParam),
+  door("query", noQuery),
+  async (c) => {
+    return await fetchPayload(c, db(), callerOf(c), c.req.valid("param").transaction_id, { completion: true });
+  },
+);
+
+app.get("/:transaction_id", messageCallerDoor, door("param", idParam), door("query", fetchQuery), async (c) => {
+  const { partial } = c.req.valid("query");
+  return await fetchPayload(c, db(), callerOf(c), c.req.valid("param").transaction_id, { partial });
 });

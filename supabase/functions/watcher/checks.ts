@@ -83,6 +83,27 @@ export function checkBody(
       ],
     };
   }
+  return checkCompletion(body, facts, limits);
+}
+
+/** How a completion was obtained, when not parsed from a whole body (a stream assembled by the watcher). */
+export interface CompletionSource {
+  /** Only the start of each text field was kept (the stream's text is above the analysis cap). */
+  clipped?: boolean;
+  /** UTF-8 bytes of content and reasoning, counted in full (clipped or not). */
+  outputBytes?: number;
+}
+
+/**
+ * Checks a parsed body (or a completion assembled from a stream): that it is a chat completion, then its first
+ * choice's content. Returns the findings and the content (for the model review).
+ */
+export function checkCompletion(
+  body: unknown,
+  facts: MessageFacts,
+  limits: CheckLimits,
+  source: CompletionSource = {},
+): { findings: Finding[]; view?: CompletionView } {
   const choices = isObject(body) ? body.choices : undefined;
   if (!isObject(body) || !Array.isArray(choices)) {
     const error = isObject(body) && isObject(body.error)
@@ -108,11 +129,11 @@ export function checkBody(
     const errorText = errorAsContent(view.content);
     if (errorText) findings.push(errorText);
     if (facts.wantsJson) {
-      const invalid = invalidJson(view.content);
+      const invalid = source.clipped ? invalidJsonStart(view.content) : invalidJson(view.content);
       if (invalid) findings.push(invalid);
     }
   }
-  const ratio = sizeRatio(view, facts.usage);
+  const ratio = sizeRatio(view, facts.usage, source.outputBytes);
   if (ratio) findings.push(ratio);
   return { findings, view };
 }
@@ -131,14 +152,7 @@ export function checkEdges(head: string, tail: string, facts: MessageFacts, limi
     findings.push(emptyContent(/"reasoning_content"\s*:\s*"[^"]/.test(edges) ? -1 : 0));
   } else if (facts.wantsJson) {
     const start = /"content"\s*:\s*"(\s|\\[nrt])*(.)/.exec(head);
-    if (start && start[2] !== "{" && start[2] !== "[") {
-      findings.push(
-        finding(
-          "invalid_json",
-          `JSON output was requested, but the content starts with ${quote(start[2])}, not { or [`,
-        ),
-      );
-    }
+    if (start && start[2] !== "{" && start[2] !== "[") findings.push(jsonStartFinding(start[2]));
   }
   return findings;
 }
@@ -160,6 +174,16 @@ function errorAsContent(content: string): Finding | undefined {
   return finding("error_as_content", `The content is a provider error message, not an answer: ${quote(content)}`);
 }
 
+/** The start of content too long to parse here: JSON output must at least begin with { or [. */
+function invalidJsonStart(content: string): Finding | undefined {
+  const first = content.trimStart()[0];
+  return first === undefined || first === "{" || first === "[" ? undefined : jsonStartFinding(first);
+}
+
+function jsonStartFinding(first: string): Finding {
+  return finding("invalid_json", `JSON output was requested, but the content starts with ${quote(first)}, not { or [`);
+}
+
 function invalidJson(content: string): Finding | undefined {
   try {
     JSON.parse(content);
@@ -175,10 +199,15 @@ function invalidJson(content: string): Finding | undefined {
 }
 
 /** Far more bytes than the completion tokens can explain (a token is a few bytes, at most a few dozen). */
-function sizeRatio(view: CompletionView, usage: Record<string, unknown> | null): Finding | undefined {
+function sizeRatio(
+  view: CompletionView,
+  usage: Record<string, unknown> | null,
+  outputBytes?: number,
+): Finding | undefined {
   const tokens = completionTokens(usage);
   if (tokens === null || tokens <= 0) return undefined;
-  const bytes = new TextEncoder().encode(view.content).length + new TextEncoder().encode(view.reasoning).length;
+  const bytes = outputBytes ??
+    new TextEncoder().encode(view.content).length + new TextEncoder().encode(view.reasoning).length;
   if (bytes <= tokens * 64 + 4096) return undefined;
   return finding(
     "unusual_size",

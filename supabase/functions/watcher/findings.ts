@@ -6,7 +6,7 @@
  */
 
 /** Bump when the checks change meaningfully: one observation is kept per (transaction, watcher version). */
-export const WATCHER_VERSION = "1";
+export const WATCHER_VERSION = "2";
 
 export type Severity = "info" | "warning" | "error";
 export type Verdict = "ok" | "warning" | "error";
@@ -24,6 +24,8 @@ export const SEVERITIES = {
   error_as_content: "error",
   /** The provider call failed; the message has no payload. */
   message_failed: "error",
+  /** The provider's stream broke off (no [DONE] or finish_reason: cut, reset, stalled); what arrived is kept. */
+  stream_incomplete: "error",
   /** finish_reason `length`: the output was cut at max_tokens (origin-lessons.md §4.12). */
   truncated: "warning",
   /** finish_reason `content_filter`. */

@@ -42,6 +42,32 @@ export async function inspectPayload(
   const tail = new TailBuffer(edgeBytes);
   let bytesRead = 0;
   let whole = true;
+  const { integrity } = await readVerified(meta, source, (chunk) => {
+    bytesRead += chunk.length;
+    if (whole && bytesRead > capBytes) {
+      whole = false;
+      head = concatBytes(parts).subarray(0, edgeBytes).slice();
+      parts.length = 0;
+    }
+    if (whole) parts.push(chunk);
+    else if (head!.length < edgeBytes) head = concatBytes([head!, chunk.subarray(0, edgeBytes - head!.length)]);
+    tail.push(chunk);
+  });
+  if (integrity) return { integrity, bytesRead };
+  return whole ? { bytesRead, whole: concatBytes(parts) } : { bytesRead, head, tail: tail.bytes() };
+}
+
+/**
+ * Streams `source` (the stored chunks of `meta`) through the checksum, handing each decoded piece to `onChunk` as it
+ * passes; the `integrity` finding when the bytes do not match (checksum, stored gzip's own checksum, missing chunk).
+ * The pieces handed on count as verified only when no finding comes back. Other errors are rethrown.
+ */
+export async function readVerified(
+  meta: StoredMeta,
+  source: AsyncIterable<Uint8Array>,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<{ integrity?: Finding; bytesRead: number }> {
+  let bytesRead = 0;
   const storedHash = meta.compression === "gzip" && meta.stored_checksum ? createHash("sha256") : undefined;
   const stored = storedHash
     ? (async function* () {
@@ -54,14 +80,7 @@ export async function inspectPayload(
   try {
     for await (const chunk of verifiedPayload(meta, stored, "identity")) {
       bytesRead += chunk.length;
-      if (whole && bytesRead > capBytes) {
-        whole = false;
-        head = concatBytes(parts).subarray(0, edgeBytes).slice();
-        parts.length = 0;
-      }
-      if (whole) parts.push(chunk);
-      else if (head!.length < edgeBytes) head = concatBytes([head!, chunk.subarray(0, edgeBytes - head!.length)]);
-      tail.push(chunk);
+      onChunk(chunk);
     }
   } catch (err) {
     const integrity = integrityFinding(err);
@@ -76,7 +95,7 @@ export async function inspectPayload(
     );
     return { integrity, bytesRead };
   }
-  return whole ? { bytesRead, whole: concatBytes(parts) } : { bytesRead, head, tail: tail.bytes() };
+  return { bytesRead };
 }
 
 function integrityFinding(err: unknown): Finding | undefined {

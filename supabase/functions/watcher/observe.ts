@@ -9,7 +9,9 @@ import { BusError, notFound } from "../_shared/errors.ts";
 import { storedChunks, type StoredMeta } from "../_shared/payload_read.ts";
 import { checkBody, checkEdges, type CompletionView, type MessageFacts } from "./checks.ts";
 import { type Finding, finding, publicFindings, verdictOf, WATCHER_VERSION } from "./findings.ts";
-import { EDGE_BYTES, inspectPayload } from "./inspect_payload.ts";
+import { EDGE_BYTES, inspectPayload, readVerified } from "./inspect_payload.ts";
+import { StreamAssembler, type StreamStats } from "../_shared/stream/assemble.ts";
+import { checkStream, incompleteFinding } from "./stream_checks.ts";
 import { maybeReview, type Review } from "./review.ts";
 import type { MessageRow } from "../_shared/message/row.ts";
 
@@ -47,6 +49,7 @@ type WatchTarget =
     | "finish_reason"
     | "usage"
     | "error"
+    | "stream"
   >
   & {
     metadata: Record<string, unknown>;
@@ -96,11 +99,13 @@ export async function observeMessage(
   let partial = false;
   let analysed: number | null = null;
   let review: Review | null = null;
-  if (row.status === "failed") {
+  if (row.status === "failed" && row.error?.code === "stream_incomplete") {
+    ({ findings, analysed } = await inspectIncomplete(row, deps));
+  } else if (row.status === "failed") {
     const why = typeof row.error?.message === "string" ? row.error.message : JSON.stringify(row.error);
     findings = [finding("message_failed", `The message failed (${row.error?.code ?? "unknown"}): ${why}`)];
   } else {
-    const result = await inspectCompleted(row, deps);
+    const result = row.stream ? await inspectStreamed(row, deps) : await inspectCompleted(row, deps);
     ({ findings, partial, analysed } = result);
     if (result.view && !findings.some((f) => f.code === "empty_content")) {
       const reviewed = await maybeReview(
@@ -146,24 +151,67 @@ export async function observeMessage(
   };
 }
 
-async function inspectCompleted(row: WatchTarget, deps: ObserveDeps) {
-  const s = deps.settings;
-  const meta: StoredMeta = {
+/** The stored payload's description (a completed message's, or the partial payload a failed stream kept). */
+function storedMeta(row: WatchTarget): StoredMeta {
+  return {
     transaction_id: row.transaction_id,
     checksum: row.checksum!,
     chunk_count: row.chunk_count!,
     compression: row.compression!,
+    payload_size_bytes: row.payload_size_bytes === null ? undefined : Number(row.payload_size_bytes),
     stored_checksum: row.stored_checksum,
   };
+}
+
+function chunksOf(row: WatchTarget, meta: StoredMeta, deps: ObserveDeps): AsyncIterable<Uint8Array> {
+  return row.only_chunk ? ReadableStream.from([row.only_chunk]) : storedChunks(SERVICE, meta, deps.sql);
+}
+
+const skippedChecks = () =>
+  finding("partial_analysis", "The content checks were skipped: the stored bytes cannot be trusted");
+
+/**
+ * A streamed message: its events, verified, assembled into one completion (text fields kept up to the analysis cap)
+ * and checked as a completion.
+ */
+async function inspectStreamed(row: WatchTarget, deps: ObserveDeps) {
+  const s = deps.settings;
+  const meta = storedMeta(row);
+  const assembler = new StreamAssembler({ maxChars: s.WATCHER_CONTENT_CAP_MB * 1024 * 1024 });
+  const read = await readVerified(meta, chunksOf(row, meta, deps), (chunk) => assembler.push(chunk));
+  if (read.integrity) {
+    return { findings: [read.integrity, skippedChecks()], partial: true, analysed: 0, view: undefined };
+  }
+  const assembled = assembler.end();
+  const limits = { sizeWarningBytes: s.WATCHER_SIZE_WARNING_MB * 1024 * 1024 };
+  const { findings, view } = checkStream(assembled, facts(row), limits);
+  return { findings, partial: assembled.stats.clipped, analysed: read.bytesRead, view };
+}
+
+/** A stream that broke off: what arrived of it (the kept partial payload, verified), as one finding. */
+async function inspectIncomplete(row: WatchTarget, deps: ObserveDeps) {
+  const kept = row.checksum !== null && row.chunk_count !== null && row.compression !== null;
+  if (!kept) return { findings: [incompleteFinding(row.error, null)], analysed: null };
+  const meta = storedMeta(row);
+  // Only the statistics are wanted: no text is kept.
+  const assembler = new StreamAssembler({ maxChars: 0 });
+  const read = await readVerified(meta, chunksOf(row, meta, deps), (chunk) => assembler.push(chunk));
+  const stats: StreamStats | null = read.integrity ? null : assembler.end().stats;
+  const findings = [incompleteFinding(row.error, stats)];
+  if (read.integrity) findings.push(read.integrity);
+  return { findings, analysed: read.bytesRead };
+}
+
+async function inspectCompleted(row: WatchTarget, deps: ObserveDeps) {
+  const s = deps.settings;
+  const meta = storedMeta(row);
   const capBytes = s.WATCHER_CONTENT_CAP_MB * 1024 * 1024;
   const limits = { sizeWarningBytes: s.WATCHER_SIZE_WARNING_MB * 1024 * 1024 };
-  const chunks = row.only_chunk ? ReadableStream.from([row.only_chunk]) : storedChunks(SERVICE, meta, deps.sql);
-  const sample = await inspectPayload(meta, chunks, capBytes);
+  const sample = await inspectPayload(meta, chunksOf(row, meta, deps), capBytes);
   const f = facts(row);
   if (sample.integrity) {
-    const skipped = finding("partial_analysis", "The content checks were skipped: the stored bytes cannot be trusted");
     return {
-      findings: [sample.integrity, skipped],
+      findings: [sample.integrity, skippedChecks()],
       partial: true,
       analysed: 0,
       view: undefined as CompletionView | undefined,

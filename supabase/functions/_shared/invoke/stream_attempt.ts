@@ -15,7 +15,7 @@
  */
 import { BusError } from "../errors.ts";
 import { type StoredPayload, storePayload } from "../payload_store.ts";
-import { completeMessage } from "../message/lifecycle.ts";
+import { failMessage } from "../message/lifecycle.ts";
 import type { Attempt } from "../message/row.ts";
 import { ProviderBodyError, ProviderStreamError } from "../routing/failure.ts";
 import { recordRouteFailure } from "../routing/breaker.ts";
@@ -176,7 +176,7 @@ export async function relayStream(x: StreamAttempt): Promise<{ answer: StreamedA
     return { answer: { stored, watch, ttftMs, writeMs } };
   }
   x.relay?.finish(); // the bus's error event went out with the rest
-  return { fatal: await failStream(x, ended, stored, watch, ttftMs, writeMs) };
+  return { fatal: await failStream(x, ended, stored, watch) };
 }
 
 /** Records a stream that did not end cleanly: failed, its bytes kept; a provider's fault counts against its route. */
@@ -185,8 +185,6 @@ async function failStream(
   ended: { code: string; message: string },
   stored: StoredPayload,
   watch: StreamWatch,
-  ttftMs: number | null,
-  writeMs: number,
 ): Promise<BusError> {
   const provider = x.route.provider.name;
   const error = {
@@ -210,20 +208,11 @@ async function failStream(
         ended.message,
       );
     }
-    await completeMessage(x.a.sql, x.a.transactionId, {
-      ...stored,
+    await failMessage(x.a.sql, x.a.transactionId, error, {
       run: x.a.run,
-      finishReason: watch.finishReason,
-      usage: watch.usage,
-      model: watch.model ?? x.route.model,
-      provider,
       providerMs: Math.round(x.headersAt - x.started),
-      writeMs,
       attempts: x.attempts,
-      stream: true,
-      ttftMs,
-      metadata: { content_type: x.response.headers.get("content-type") ?? "text/event-stream", parsed: true },
-      error,
+      partial: stored,
     });
   } catch (err) {
     // Recording the partial failed: record the failure without it (the lease reaper is the last resort).

@@ -27,11 +27,6 @@ export interface Completion extends StoredPayload {
   stream?: boolean;
   /** Streamed answers: milliseconds from the provider request to its first output event. */
   ttftMs?: number | null;
-  /**
-   * Set for a stream that did not end cleanly (CONTRACT.md §10): the message fails with this error
-   * (`{ code, message }`) and keeps the stored bytes as its partial.
-   */
-  error?: Record<string, unknown>;
 }
 
 /**
@@ -50,27 +45,39 @@ export async function completeMessage(sql: Sql, transactionId: string, a: Comple
         p_provider_ms => ${a.providerMs}, p_write_ms => ${a.writeMs}, p_metadata => ${sql.json(a.metadata as never)},
         p_stored_checksum => ${a.storedChecksum}, p_last_chunk => ${a.lastChunk}, p_run => ${a.run},
         p_attempts => ${a.attempts ? sql.json(a.attempts as never) : null}, p_provider => ${a.provider ?? null},
-        p_stream => ${a.stream ?? null}, p_ttft_ms => ${a.ttftMs ?? null},
-        p_error => ${a.error ? sql.json(a.error as never) : null})`, sql);
+        p_stream => ${a.stream ?? null}, p_ttft_ms => ${a.ttftMs ?? null})`, sql);
   return row;
 }
 
 /**
  * Marks run `run` of a pending message failed with `error` (`{ code, message, ... }`: never a raw database or
- * driver error, which goes to the log only).
+ * driver error, which goes to the log only). The payload chunks appended so far are dropped, unless `partial`:
+ * it is what storePayload returned for the bytes that arrived (a stream that broke off,
+ * `stream_incomplete`); its last chunk is stored and the kept bytes recorded (checksum, sizes, compression, chunk
+ * count) in the same statement, so that `message-fetch/<id>?partial=1` can serve and verify them.
  */
 export async function failMessage(
   sql: Sql,
   transactionId: string,
   error: Record<string, unknown>,
-  opts: { run: number; providerMs?: number | null; attempts?: Attempt[]; keepPartial?: boolean },
+  opts: {
+    run: number;
+    providerMs?: number | null;
+    attempts?: Attempt[];
+    partial?: StoredPayload;
+  },
 ): Promise<MessageRow> {
+  const p = opts.partial;
   const [row] = await withDb((sql) =>
     sql<MessageRow[]>`
       select ${sql.unsafe(MESSAGE_COLUMNS)} from bus.fail_message(
         p_transaction_id => ${transactionId}::uuid, p_error => ${sql.json(error as never)},
         p_provider_ms => ${opts.providerMs ?? null}, p_run => ${opts.run},
         p_attempts => ${opts.attempts ? sql.json(opts.attempts as never) : null},
-        p_keep_partial => ${opts.keepPartial ?? false})`, sql);
+        p_keep_partial => ${p !== undefined},
+        p_payload_size => ${p?.payloadSize ?? null}, p_stored_size => ${p?.storedSize ?? null},
+        p_compression => ${p?.compression ?? null}, p_checksum => ${p?.checksum ?? null},
+        p_chunk_count => ${p?.chunkCount ?? null}, p_stored_checksum => ${p?.storedChecksum ?? null},
+        p_last_chunk => ${p?.lastChunk ?? null})`, sql);
   return row;
 }

@@ -1,0 +1,53 @@
+/** Pieces of message-fetch's answers shared by the payload and the completion routes. */
+import { BusError } from "../_shared/errors.ts";
+import type { ChecksumMismatchError, StoredMeta } from "../_shared/payload_read.ts";
+import type { FetchRow } from "../_shared/message/read.ts";
+import { metaBody } from "../_shared/message/meta.ts";
+
+/** The stored-payload description of a row whose payload (or partial payload) is recorded. */
+export function storedMeta(meta: FetchRow): StoredMeta {
+  return {
+    transaction_id: meta.transaction_id,
+    checksum: meta.checksum!,
+    chunk_count: meta.chunk_count!,
+    compression: meta.compression!,
+    payload_size_bytes: Number(meta.payload_size_bytes),
+    stored_checksum: meta.stored_checksum,
+  };
+}
+
+/** 410 `expired`, with the metadata (CONTRACT.md §5). */
+export function gone(meta: FetchRow): BusError {
+  return new BusError(
+    410,
+    "expired",
+    `Message ${meta.transaction_id} expired at ${new Date(meta.expires_at).toISOString()}`,
+    {},
+    {
+      transaction_id: meta.transaction_id,
+      status: "expired",
+      meta: metaBody(meta),
+    },
+  );
+}
+
+/** A 500 `checksum_mismatch`: the stored bytes no longer match their checksum. */
+export function integrityError(err: ChecksumMismatchError): BusError {
+  return new BusError(
+    500,
+    "checksum_mismatch",
+    "The stored bytes do not match their checksum; refusing to serve them",
+    {
+      expected: err.expected,
+      actual: err.actual,
+    },
+    { transaction_id: err.transactionId },
+  );
+}
+
+/** Whether `If-None-Match` names `etag` (weak comparison, RFC 9110 §13.1.2). */
+export function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => t.trim() === "*" || opaque(t) === opaque(etag));
+}
