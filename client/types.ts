@@ -27,6 +27,8 @@ export interface InvokeRequest {
   mode?: "sync" | "async";
   ttl_seconds?: number;
   metadata?: Record<string, unknown>;
+  /** Providers (or `<provider>/<model>`) tried in order after the requested one fails (CONTRACT.md §4, §9). */
+  fallbacks?: string[];
 }
 
 /** The answer to an upload (CONTRACT.md §13): 201 a new file, 200 the same bytes uploaded before. */

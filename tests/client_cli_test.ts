@@ -6,47 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { newUser, testStack } from "../devstack/testing/env.ts";
 import { chat, tamperStoredPayload } from "../client/_stack_testing.ts";
-
-const CLI = new URL("../client/cli.ts", import.meta.url).pathname;
-const ROOT = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: Uint8Array;
-  out: string;
-  err: string;
-}
-
-/** Runs the CLI with `args` as `token`'s user; SUPABASE_URL and BUS_ACCESS_TOKEN come from the environment. */
-async function cli(args: string[], token?: string, env: Record<string, string> = {}): Promise<Run> {
-  const stack = testStack();
-  const base: Record<string, string> = {
-    ...inherited(),
-    SUPABASE_URL: stack.url,
-    SUPABASE_ANON_KEY: stack.anonKey,
-    NO_COLOR: "1",
-    // As the npm scripts run Deno: dependencies from import_map.json only (package.json holds Node tooling).
-    DENO_NO_PACKAGE_JSON: "1",
-  };
-  if (token) base.BUS_ACCESS_TOKEN = token;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    cwd: ROOT,
-    env: { ...base, ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const { code, stdout, stderr } = await child.output();
-  const dec = new TextDecoder();
-  return { code, stdout, out: dec.decode(stdout), err: dec.decode(stderr) };
-}
-
-/** What a subprocess keeps from this environment: where Deno finds its cache. */
-function inherited(): Record<string, string> {
-  const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME"];
-  return Object.fromEntries(names.flatMap((n) => (Deno.env.get(n) ? [[n, Deno.env.get(n)!]] : [])));
-}
+import { CLI, cli, inherited, ROOT } from "./cli_helpers.ts";
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 const prompt = (directive: Record<string, unknown>) =>
