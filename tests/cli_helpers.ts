@@ -17,13 +17,13 @@ export interface CliRun {
 
 /**
  * Runs the CLI with `args` as `token`'s user (BUS_ACCESS_TOKEN); SUPABASE_URL and SUPABASE_ANON_KEY are the test
- * stack's unless `env` says otherwise.
+ * stack's unless `env` gives them (another stack).
  */
 export async function cli(args: string[], token?: string, env: Record<string, string> = {}): Promise<CliRun> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     cwd: ROOT,
-    env: { ...cliEnv(token), ...env },
+    env: { ...cliEnv(token, env.SUPABASE_URL), ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
@@ -32,7 +32,7 @@ export async function cli(args: string[], token?: string, env: Record<string, st
   return { code, stdout, out: dec.decode(stdout), err: dec.decode(stderr) };
 }
 
-/** The environment of a CLI run against the test stack. */
+/** The environment of a CLI run against the test stack, or against the stack at `url`. */
 export function cliEnv(token?: string, url?: string): Record<string, string> {
   const base: Record<string, string> = {
     ...inherited(),
