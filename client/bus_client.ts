@@ -8,7 +8,8 @@ import { Feed } from "./feed.ts";
 import type { HttpConfig } from "./http.ts";
 import { fetchCompletion, fetchPayload, getMeta, invoke, listMeta } from "./operations.ts";
 import { deleteFile, downloadFile, listFiles, uploadFile, type UploadOptions } from "./files.ts";
-import { type CallOptions, callTool } from "./call.ts";
+import { type CallOptions, callTool, invokeAndWait } from "./call.ts";
+import { ChatStream, type StreamOptions, type StreamRequest } from "./stream.ts";
 import { type SubscribeOptions, Subscription } from "./subscribe.ts";
 import type {
   CallResult,
@@ -16,6 +17,7 @@ import type {
   FetchedFile,
   FetchedPayload,
   FileInfo,
+  InvokeCompleted,
   InvokeRequest,
   InvokeResponse,
   ListOptions,
@@ -194,6 +196,38 @@ export class BusClient<Throw extends boolean = false> {
    */
   call(req: InvokeRequest, opts: CallOptions = {}) {
     return this.#run<CallResult>(() => callTool(this, req, opts));
+  }
+
+  /**
+   * Invoke and wait, without the fetch: starts the call asynchronously and answers, once it completed, what a sync
+   * invoke's 200 would (`transaction_id`, `status`, `checksum`, `payload_size_bytes`, `provider`, `model`,
+   * `finish_reason`, `expires_at`). No request stays open while the provider works, so a long generation never meets
+   * the gateway's 150 s idle limit (a sync invoke past it gets a 504, although its message completes). A failed call
+   * returns the error (`code: "message_failed"`).
+   */
+  invokeAndWait(req: InvokeRequest, opts: CallOptions = {}) {
+    return this.#run<InvokeCompleted>(() => invokeAndWait(this, req, opts));
+  }
+
+  /**
+   * Streams a chat through the bus's OpenAI-compatible endpoint (CONTRACT.md §10) and verifies it at the end. The
+   * result is iterated once: the transaction id first (also `stream.transactionId`), then the deltas (`content`,
+   * `reasoning`, `tool_call`, `finish`, `usage`), and last `verified` once every byte received matched the stored
+   * checksum. Errors are thrown by the iteration (whatever `throwOnError()` says, as an iterator cannot return
+   * them): `ChecksumMismatchError`, `BusStreamError` (cut, failed; with `transactionId`), `BusApiError`.
+   *
+   * @throws {BusClientError} `invalid_argument` at once, for a request the endpoint cannot take.
+   * @example
+   * ```ts
+   * const stream = bus.stream({ provider: "kimi", input: { messages: [{ role: "user", content: "Hi" }] } });
+   * for await (const part of stream) {
+   *   if (part.type === "content") await Deno.stdout.write(new TextEncoder().encode(part.text));
+   *   if (part.type === "verified") console.error(`\n${part.transaction_id} verified (${part.checksum})`);
+   * }
+   * ```
+   */
+  stream(req: StreamRequest, opts: StreamOptions = {}): ChatStream {
+    return new ChatStream(this.#http, req, opts);
   }
 
   /** Ends every subscription (their iterations report done), leaves the channel and closes the socket. */

@@ -1,11 +1,13 @@
 /**
- * `call()`: invoke asynchronously, wait for the outcome, fetch and verify. The wait listens on the subscription
+ * `call()`: invoke asynchronously, wait for the outcome, fetch and verify (and `invokeAndWait()`: the same without the
+ * fetch). Neither keeps a request open while the provider works, so a long generation never meets the gateway's
+ * 150 s idle limit (supabase-platform.md §1.7). The wait listens on the subscription
  * (pushed events) and polls the metadata as a fallback, so it finishes even when Realtime is unavailable.
  */
 import type { BusClient } from "./bus_client.ts";
 import { BusApiError, BusTimeoutError, ErrorCode, isBusClientError } from "./errors.ts";
 import type { Subscription } from "./subscribe.ts";
-import type { BusEvent, CallResult, InvokeRequest, MessageStatus } from "./types.ts";
+import type { BusEvent, CallResult, InvokeCompleted, InvokeRequest, MessageStatus } from "./types.ts";
 
 /** Options of `call()`. */
 export interface CallOptions {
@@ -18,12 +20,55 @@ export interface CallOptions {
   /** How long to wait for the channel before relying on polling alone (default 5000 ms). */
   joinTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Uploaded file ids to send with the chat (added to `input.files`). */
+  files?: string[];
 }
 
 type Outcome = { status: MessageStatus; checksum?: string | null };
 
 /** See `BusClient.call()`. Throws BusClientErrors. */
 export async function callTool(client: BusClient<boolean>, req: InvokeRequest, opts: CallOptions): Promise<CallResult> {
+  const { id, outcome } = await settle(client, req, opts);
+  const { data: payload } = await client.throwOnError().fetch(id, {
+    signal: opts.signal,
+    expectedChecksum: outcome.checksum ?? undefined,
+  });
+  return { transaction_id: id, status: "completed", payload };
+}
+
+/**
+ * See `BusClient.invokeAndWait()`: the completed message's answer, as a sync invoke's 200 gives it (CONTRACT.md §4),
+ * without a request that stays open while the provider works (so never the gateway's 504).
+ */
+export async function invokeAndWait(
+  client: BusClient<boolean>,
+  req: InvokeRequest,
+  opts: CallOptions,
+): Promise<InvokeCompleted> {
+  const { id, outcome } = await settle(client, req, opts);
+  if ("expires_at" in outcome) return outcome; // already completed when invoked (an idempotent repeat)
+  const { data: m } = await client.throwOnError().meta(id, { signal: opts.signal });
+  return {
+    transaction_id: id,
+    status: "completed",
+    checksum: m.checksum!,
+    payload_size_bytes: m.payload_size_bytes!,
+    provider: m.provider!,
+    model: m.model,
+    finish_reason: m.finish_reason,
+    expires_at: m.expires_at,
+  };
+}
+
+/**
+ * Invokes asynchronously and waits for a completed message. A failed message is a `message_failed` error, an expired
+ * one `expired` (both BusApiErrors with the message's error in `details`).
+ */
+async function settle(
+  client: BusClient<boolean>,
+  req: InvokeRequest,
+  opts: CallOptions,
+): Promise<{ id: string; outcome: Outcome | InvokeCompleted }> {
   const bus = client.throwOnError();
   const sub = client.subscribe({ signal: opts.signal });
   try {
@@ -32,9 +77,10 @@ export async function callTool(client: BusClient<boolean>, req: InvokeRequest, o
     const { data: started } = await bus.invoke({ ...req, mode: "async" }, {
       idempotencyKey: opts.idempotencyKey ?? `call-${crypto.randomUUID()}`,
       signal: opts.signal,
+      files: opts.files,
     });
     const id = started.transaction_id;
-    const outcome: Outcome = started.status === "completed"
+    const outcome = started.status === "completed"
       ? started
       : await waitForOutcome(bus, joined ? sub : undefined, id, opts);
     if (outcome.status === "failed" || outcome.status === "expired") {
@@ -47,11 +93,7 @@ export async function callTool(client: BusClient<boolean>, req: InvokeRequest, o
         details: failure,
       });
     }
-    const { data: payload } = await bus.fetch(id, {
-      signal: opts.signal,
-      expectedChecksum: outcome.checksum ?? undefined,
-    });
-    return { transaction_id: id, status: "completed", payload };
+    return { id, outcome };
   } finally {
     await sub.close();
   }

@@ -14,14 +14,22 @@ import { type CliContext, commands, UsageError } from "./cli_commands.ts";
 export const USAGE = `Usage: deno run -A client/cli.ts <command> [options]
 
 Commands:
-  invoke            Start a tool call and print the answer as JSON.
+  invoke            Start a tool call, wait for it, and print the answer as JSON (transaction_id, status, checksum,
+                    payload_size_bytes, provider, model, finish_reason, expires_at). It is started asynchronously
+                    and waited for (up to 10 min), so a long generation never meets the gateway's 150 s limit.
                       --prompt <text>         the user message (chat), or
                       --input-json <json>     the whole tool input, e.g. '{"messages":[...]}'
                       --tool <name>           default: chat
-                      --provider <kimi|glm>   default: the server's default provider
+                      --provider <name>       e.g. kimi or glm; default: the server's default
                       --model <id>            sent to the provider as given
                       --session-id <id>  --ttl-seconds <n>
+                      --fallback <p[/model]>  a provider tried after the requested one fails (repeatable)
                       --async                 answer at once with { transaction_id, status: "pending" }
+                      --stream                stream the chat (needs --provider or --model): the answer's text goes
+                                              to stdout as it arrives, reasoning to stderr; at the end one JSON line
+                                              on stderr: transaction_id, "verified": true, checksum, size_bytes,
+                                              finish_reason, usage (and tool_calls). A cut stream, a failed
+                                              message or a checksum mismatch exits 1 with the error on stderr.
                       --idempotency-key <k>   the same key returns the same transaction
                       --file <file_id>        send an uploaded file with the chat (repeatable)
   fetch <id>        Download a payload, verify its SHA-256, and write it to stdout (or --out <file>).
@@ -56,6 +64,8 @@ const OPTIONS = {
   "session-id": { type: "string" },
   "ttl-seconds": { type: "string" },
   async: { type: "boolean" },
+  stream: { type: "boolean" },
+  fallback: { type: "string", multiple: true },
   "idempotency-key": { type: "string" },
   out: { type: "string", short: "o" },
   since: { type: "string" },
@@ -91,7 +101,7 @@ export async function main(
   if (!url) return usage("Expected --url or SUPABASE_URL");
   if (!token) return usage("Expected --token or BUS_ACCESS_TOKEN");
   const bus = createBusClient({ url, key: values.key ?? env("SUPABASE_ANON_KEY") ?? token, accessToken: token });
-  const ctx: CliContext = { bus, values, positionals: rest, stdout: Deno.stdout };
+  const ctx: CliContext = { bus, values, positionals: rest, stdout: Deno.stdout, stderr: Deno.stderr };
   try {
     return await command(ctx);
   } catch (err) {

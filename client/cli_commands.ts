@@ -1,94 +1,37 @@
 /** The commands of the bus CLI (cli.ts). Each returns an exit code and throws BusClientErrors or UsageErrors. */
-import type { BusClient } from "./bus_client.ts";
-import type { InvokeRequest } from "./types.ts";
+import { type CliContext, int, invokeRequest, oneId, str, time, UsageError, writeAll } from "./cli_input.ts";
+import { streamInvoke } from "./cli_stream.ts";
 
-/** What a command gets: the client, the parsed flags, the arguments after the command name, and stdout. */
-export interface CliContext {
-  bus: BusClient;
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-  stdout: { write(p: Uint8Array): Promise<number> };
-}
+export { type CliContext, UsageError } from "./cli_input.ts";
 
-/** Bad command-line usage (exit code 2). */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+/**
+ * How long `invoke` waits for the outcome of a call (it invokes asynchronously and waits, so that a long generation
+ * never meets the gateway's 150 s idle limit): past any worker's wall clock (400 s on paid plans,
+ * supabase-platform.md §1.7), by when a message has completed, failed or been reaped.
+ */
+export const INVOKE_WAIT_MS = 600_000;
 
 type Command = (ctx: CliContext) => Promise<number>;
 
 const utf8 = new TextEncoder();
 
-async function writeAll(to: CliContext["stdout"], bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await to.write(bytes.subarray(at));
-}
-
 const printJson = (ctx: CliContext, value: unknown) =>
   writeAll(ctx.stdout, utf8.encode(`${JSON.stringify(value, null, 2)}\n`));
-
-function str(ctx: CliContext, name: string): string | undefined {
-  const v = ctx.values[name];
-  return typeof v === "string" ? v : undefined;
-}
-
-function int(ctx: CliContext, name: string): number | undefined {
-  const v = str(ctx, name);
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
-function oneId(ctx: CliContext, command: string): string {
-  if (ctx.positionals.length !== 1) throw new UsageError(`${command} expects exactly one transaction id`);
-  return ctx.positionals[0];
-}
-
-function time(ctx: CliContext, name: string): string | undefined {
-  const v = str(ctx, name);
-  if (v !== undefined && Number.isNaN(Date.parse(v))) throw new UsageError(`--${name} must be an ISO 8601 time`);
-  return v;
-}
-
-function invokeRequest(ctx: CliContext): InvokeRequest {
-  const prompt = str(ctx, "prompt");
-  const inputJson = str(ctx, "input-json");
-  if ((prompt === undefined) === (inputJson === undefined)) {
-    throw new UsageError("invoke expects exactly one of --prompt and --input-json");
-  }
-  let input: Record<string, unknown>;
-  if (prompt !== undefined) input = { messages: [{ role: "user", content: prompt }] };
-  else {
-    try {
-      input = JSON.parse(inputJson!);
-    } catch (err) {
-      throw new UsageError(`--input-json is not valid JSON: ${err instanceof Error ? err.message : err}`);
-    }
-    if (typeof input !== "object" || input === null || Array.isArray(input)) {
-      throw new UsageError("--input-json must be a JSON object");
-    }
-  }
-  const req: InvokeRequest = { tool: str(ctx, "tool") ?? "chat", input, mode: ctx.values.async ? "async" : "sync" };
-  const provider = str(ctx, "provider");
-  if (provider !== undefined) {
-    if (provider !== "kimi" && provider !== "glm") throw new UsageError("--provider must be kimi or glm");
-    req.provider = provider;
-  }
-  if (str(ctx, "model") !== undefined) req.model = str(ctx, "model");
-  if (str(ctx, "session-id") !== undefined) req.session_id = str(ctx, "session-id");
-  if (int(ctx, "ttl-seconds") !== undefined) req.ttl_seconds = int(ctx, "ttl-seconds");
-  return req;
-}
 
 /** The commands by name. */
 export const commands: Record<string, Command> = {
   async invoke(ctx) {
     if (ctx.positionals.length) throw new UsageError("invoke takes no positional arguments");
+    if (ctx.values.stream) return await streamInvoke(ctx);
     const req = invokeRequest(ctx);
-    const files = ctx.values.file;
-    const { data } = await ctx.bus.throwOnError().invoke(req, {
-      idempotencyKey: str(ctx, "idempotency-key"),
-      files: Array.isArray(files) ? files : undefined,
-    });
+    const files = Array.isArray(ctx.values.file) ? ctx.values.file : undefined;
+    const idempotencyKey = str(ctx, "idempotency-key");
+    const bus = ctx.bus.throwOnError();
+    // Without --async: invoked asynchronously and waited for (never a request open while the provider works, so never
+    // the gateway's 504 for a long generation), answered with what a sync invoke's 200 carries.
+    const { data } = req.mode === "async"
+      ? await bus.invoke(req, { idempotencyKey, files })
+      : await bus.invokeAndWait(req, { idempotencyKey, files, timeoutMs: INVOKE_WAIT_MS });
     await printJson(ctx, data);
     return 0;
   },

@@ -17,6 +17,8 @@ export const ErrorCode = {
   InvalidArgument: "invalid_argument",
   /** A subscription ended (closed or aborted) before its channel was joined. */
   Closed: "closed",
+  /** A stream ended without a clean end (the bus's error event, or the message failed); the bus's code when it gave one. */
+  StreamIncomplete: "stream_incomplete",
 } as const;
 
 /** Extra fields of a {@link BusClientError}. */
@@ -103,6 +105,19 @@ export class ChecksumMismatchError extends BusClientError {
       { ...opts, transactionId, details: { expected, actual, source, ...opts.details } },
     );
     this.name = "ChecksumMismatchError";
+  }
+}
+
+/**
+ * A stream did not end cleanly (CONTRACT.md §10): it ended with the bus's error event and no `[DONE]`, or its message
+ * failed. `code` is the bus's (`stream_incomplete`, `worker_time_limit`, ...); `transactionId` names the message,
+ * whose partial bytes stay stored for diagnosis. `details.partial_verified` says whether the bytes received matched
+ * the stored partial's checksum.
+ */
+export class BusStreamError extends BusClientError {
+  constructor(message: string, code: string = ErrorCode.StreamIncomplete, opts: BusClientErrorOptions = {}) {
+    super(message, code, opts);
+    this.name = "BusStreamError";
   }
 }
 

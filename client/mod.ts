@@ -22,6 +22,21 @@
  */
 export { BusClient, type BusClientOptions, createBusClient, userIdOf } from "./bus_client.ts";
 export type { CallOptions } from "./call.ts";
+export { ChatStream, streamBody, type StreamOptions, type StreamRequest } from "./stream.ts";
+export {
+  type AssembledToolCall,
+  type ContentPart,
+  type FinishPart,
+  partsOfChunk,
+  type ReasoningPart,
+  type StreamPart,
+  type StreamResult,
+  ToolCallAssembler,
+  type ToolCallPart,
+  type TransactionPart,
+  type UsagePart,
+  type VerifiedPart,
+} from "./stream_parts.ts";
 export type { UploadOptions } from "./files.ts";
 export { type SubscribeOptions, Subscription } from "./subscribe.ts";
 export {
@@ -29,6 +44,7 @@ export {
   BusClientError,
   type BusClientErrorOptions,
   BusNetworkError,
+  BusStreamError,
   BusTimeoutError,
   ChecksumMismatchError,
   ErrorCode,

@@ -20,13 +20,16 @@ import type { MessageStatus, WatcherView as WatcherObservation } from "../supaba
 /** `POST /functions/v1/tool-invoke` body (CONTRACT.md §4). */
 export interface InvokeRequest {
   tool: string;
-  provider?: "kimi" | "glm";
+  /** A provider configured on the server (MESSAGE_BUS_PROVIDERS), e.g. "kimi" or "glm". */
+  provider?: string;
   model?: string;
   input: Record<string, unknown>;
   session_id?: string;
   mode?: "sync" | "async";
   ttl_seconds?: number;
   metadata?: Record<string, unknown>;
+  /** Providers (or `<provider>/<model>`) tried in order after the requested one fails (CONTRACT.md §4, §9). */
+  fallbacks?: string[];
 }
 
 /** The answer to an upload (CONTRACT.md §13): 201 a new file, 200 the same bytes uploaded before. */

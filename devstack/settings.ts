@@ -21,6 +21,9 @@ export const stackSettingsSchema = z.object({
   DEVSTACK_PG_FAST: z.enum(["0", "1"]).default("0"),
   /** When Postgres exits without being asked to, the stack starts it again after this pause (and keeps serving). */
   DEVSTACK_PG_RESTART_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+  /** The gateway's request idle timeout: no response started within it → 504 (hosted: 150 s, supabase-platform.md
+   * §1.7). Tests shorten it to exercise long generations against it in seconds. */
+  DEVSTACK_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(150_000),
   PG_BIN: z.string().min(1).default("/usr/lib/postgresql/15/bin"),
   KIMI_API_KEY: z.string().optional(),
   GLM_API_KEY: z.string().optional(),

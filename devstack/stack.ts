@@ -130,6 +130,7 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
       keys,
       realtime: realtime.fetch,
       dashboard: createDashboard(log),
+      requestTimeoutMs: settings.DEVSTACK_GATEWAY_TIMEOUT_MS,
       log,
     });
     const server = Deno.serve({ hostname: "127.0.0.1", port: settings.API_PORT, onListen: () => {} }, gateway.fetch);

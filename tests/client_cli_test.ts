@@ -6,47 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { newUser, testStack } from "../devstack/testing/env.ts";
 import { chat, tamperStoredPayload } from "../client/_stack_testing.ts";
-
-const CLI = new URL("../client/cli.ts", import.meta.url).pathname;
-const ROOT = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: Uint8Array;
-  out: string;
-  err: string;
-}
-
-/** Runs the CLI with `args` as `token`'s user; SUPABASE_URL and BUS_ACCESS_TOKEN come from the environment. */
-async function cli(args: string[], token?: string, env: Record<string, string> = {}): Promise<Run> {
-  const stack = testStack();
-  const base: Record<string, string> = {
-    ...inherited(),
-    SUPABASE_URL: stack.url,
-    SUPABASE_ANON_KEY: stack.anonKey,
-    NO_COLOR: "1",
-    // As the npm scripts run Deno: dependencies from import_map.json only (package.json holds Node tooling).
-    DENO_NO_PACKAGE_JSON: "1",
-  };
-  if (token) base.BUS_ACCESS_TOKEN = token;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    cwd: ROOT,
-    env: { ...base, ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const { code, stdout, stderr } = await child.output();
-  const dec = new TextDecoder();
-  return { code, stdout, out: dec.decode(stdout), err: dec.decode(stderr) };
-}
-
-/** What a subprocess keeps from this environment: where Deno finds its cache. */
-function inherited(): Record<string, string> {
-  const names = ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME"];
-  return Object.fromEntries(names.flatMap((n) => (Deno.env.get(n) ? [[n, Deno.env.get(n)!]] : [])));
-}
+import { CLI, cli, cliEnv, inherited, ROOT } from "./cli_helpers.ts";
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 const prompt = (directive: Record<string, unknown>) =>
@@ -68,10 +28,13 @@ Deno.test("cli reports bad usage with exit code 2", async () => {
     [["frobnicate"], token, /Unknown command "frobnicate"/],
     [["invoke"], token, /exactly one of --prompt and --input-json/],
     [["invoke", "--input-json", "{nope"], token, /--input-json is not valid JSON/],
-    [["invoke", "--prompt", "hi", "--provider", "openai"], token, /--provider must be kimi or glm/],
+    [["invoke", "--prompt", "hi", "--provider", "Open AI"], token, /--provider must be a provider name/],
     [["fetch"], token, /fetch expects exactly one transaction id/],
     [["meta", "x", "y"], token, /meta expects exactly one transaction id/],
     [["invoke", "--prompt", "hi", "--bogus"], token, /Unknown option '--bogus'/],
+    [["invoke", "--prompt", "hi", "--stream", "--async", "--provider", "kimi"], token, /--stream and --async exclude/],
+    [["invoke", "--prompt", "hi", "--stream"], token, /--stream needs --provider or --model/],
+    [["invoke", "--prompt", "hi", "--stream", "--provider", "kimi", "--tool", "echo"], token, /chat tool only/],
     [["meta", crypto.randomUUID()], undefined, /Expected --token or BUS_ACCESS_TOKEN/],
   ];
   for (const [args, t, message] of cases) {
@@ -113,6 +76,18 @@ Deno.test("cli invoke, fetch (stdout and --out) and meta round-trip a verified p
   const meta = await cli(["meta", answer.transaction_id], token);
   assert.equal(meta.code, 0, meta.err);
   assert.equal(JSON.parse(meta.out).checksum, answer.checksum);
+  // invoke started it asynchronously and waited (never a request open while the provider works: no gateway 504).
+  assert.equal(JSON.parse(meta.out).mode, "async");
+  assert.deepEqual(Object.keys(answer).sort(), [
+    "checksum",
+    "expires_at",
+    "finish_reason",
+    "model",
+    "payload_size_bytes",
+    "provider",
+    "status",
+    "transaction_id",
+  ]);
   assert.ok(JSON.parse(meta.out).retrieved_count >= 2);
 });
 
@@ -193,6 +168,98 @@ Deno.test("cli tail prints the caller's live events as JSON lines", async () => 
       ["message", id, "pending"],
       ["message", id, "completed"],
     ]);
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
+/** The JSON line at the end of stderr. */
+const lastJsonLine = (err: string) => JSON.parse(err.trim().split("\n").at(-1)!);
+
+Deno.test("cli invoke --stream prints the content to stdout as it arrives, reasoning to stderr, and the verification at the end", async () => {
+  const { token } = await newUser();
+  const run = await cli(["invoke", "--stream", "--provider", "kimi", "--prompt", prompt({ reasoning: true })], token);
+  assert.equal(run.code, 0, run.err);
+  const summary = lastJsonLine(run.err);
+  assert.equal(summary.verified, true);
+  assert.equal(summary.finish_reason, "stop");
+  assert.match(summary.transaction_id, /^[0-9a-f-]{36}$/);
+
+  // stdout is exactly the stored stream's content; stderr holds its reasoning.
+  const fetched = await cli(["fetch", summary.transaction_id], token);
+  assert.equal(fetched.code, 0, fetched.err);
+  assert.equal(sha256(fetched.stdout), summary.checksum);
+  assert.equal(fetched.stdout.length, summary.size_bytes);
+  const deltas = new TextDecoder().decode(fetched.stdout).split("\n\n").filter((e) => e.startsWith("data: {"))
+    .map((e) => JSON.parse(e.slice(6)).choices[0]?.delta ?? {});
+  const content = deltas.map((d) => d.content ?? "").join("");
+  const reasoning = deltas.map((d) => d.reasoning_content ?? "").join("");
+  assert.ok(content.length > 0 && reasoning.length > 0);
+  assert.equal(run.out, content);
+  assert.ok(run.err.startsWith(reasoning), "reasoning first on stderr");
+});
+
+Deno.test("cli invoke --stream prints the assembled tool calls in its summary", async () => {
+  const { token } = await newUser();
+  const run = await cli([
+    "invoke",
+    "--stream",
+    "--provider",
+    "kimi",
+    "--prompt",
+    prompt({ finish_reason: "tool_calls", omit_tool_index: true }),
+  ], token);
+  assert.equal(run.code, 0, run.err);
+  const summary = lastJsonLine(run.err);
+  assert.equal(summary.finish_reason, "tool_calls");
+  assert.equal(summary.tool_calls.length, 1);
+  assert.equal(summary.tool_calls[0].name, "lookup");
+  assert.equal(typeof JSON.parse(summary.tool_calls[0].arguments), "object");
+});
+
+Deno.test("cli invoke --stream of a cut stream exits 1 naming the transaction, never verified", async () => {
+  const { token } = await newUser();
+  const run = await cli([
+    "invoke",
+    "--stream",
+    "--provider",
+    "kimi",
+    "--prompt",
+    prompt({ cut_after_bytes: 600, bytes: 4096 }),
+  ], token);
+  assert.equal(run.code, 1, run.err);
+  const { error } = lastJsonLine(run.err);
+  assert.equal(error.code, "stream_incomplete");
+  assert.equal(error.name, "BusStreamError");
+  assert.match(error.transaction_id, /^[0-9a-f-]{36}$/);
+  assert.equal(error.details.partial_verified, true);
+  assert.ok(!run.err.includes('"verified":true'));
+  const meta = await cli(["meta", error.transaction_id], token);
+  assert.equal(JSON.parse(meta.out).status, "failed");
+});
+
+Deno.test("cli invoke --stream writes each token as it arrives, not at the end", async () => {
+  const { token } = await newUser();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "invoke", "--stream", "--provider", "kimi", "--prompt", prompt({ event_delay_ms: 200 })],
+    cwd: ROOT,
+    env: cliEnv(token),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  try {
+    const stdout = child.stdout.getReader();
+    const first = await stdout.read();
+    const firstAt = performance.now();
+    assert.ok(!first.done && first.value.length > 0);
+    let rest = 0;
+    for (let r = await stdout.read(); !r.done; r = await stdout.read()) rest += r.value.length;
+    const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assert.equal(status.code, 0, err);
+    assert.ok(rest > 0, "more tokens came after the first");
+    assert.ok(performance.now() - firstAt >= 1000, "the first token was printed while the stream still ran");
   } finally {
     clearTimeout(timer);
   }

@@ -213,7 +213,18 @@ export async function submitInvoke(deps: SubmitDeps, sub: Submission): Promise<S
       );
       return { status: "pending", transactionId: recorded.transactionId, rate: recorded.rate };
     }
-    return { status: "completed", row: await run(), timing: { validatedMs, recordedMs }, rate: recorded.rate };
+    // A sync run is background work too: past the gateway's 150 s idle limit the caller gets a 504 while the run
+    // goes on to store the answer (an Idempotency-Key retry then returns it, CONTRACT.md §4); on the platform only
+    // work registered with waitUntil is sure to outlive the request (supabase-platform.md §1.7, §1.8).
+    const running = run();
+    deps.waitUntil(running.then(
+      () => undefined,
+      (err) => {
+        // Failures are answered to the caller (BusError); anything else is logged here as well as by the caller.
+        if (!(err instanceof BusError)) console.error(`[invoke] sync ${recorded.transactionId} failed:`, err);
+      },
+    ));
+    return { status: "completed", row: await running, timing: { validatedMs, recordedMs }, rate: recorded.rate };
   } finally {
     if (!background) release();
   }
