@@ -1,7 +1,7 @@
 /**
  * The streaming section's profile and proposals: measured by hand on 2026-11-26 (same machine, same load), with
  * trace marks and prototypes applied to a worktree and then removed. They are not what the benchmark measures on
- * each run, so they are kept here as text; the proposed patches are in bench/streaming_proposals/.
+ * each run, so they are kept here as text; the decisions on the proposals are noted with them.
  */
 export const PROFILE_NOTES = `
 ### Where the time goes (profiled 2026-11-26, prototypes in a worktree, not in the code)
@@ -25,8 +25,10 @@ stand-in; 200 bus requests after 30 warm-up ones, the same directive, p50 (p90):
 The bus adds ≈ 5 ms before the provider sees the request (a direct client: ≈ 0.6 ms) and ≈ 1.3 ms on the way back,
 which is the measured added p50. Proposals:
 
-1. **Send a stream's first provider request while the message is recorded** (bench/streaming_proposals/
-   2-early-provider-request.patch): the provider's time to first token hides the 2.6 ms record; nothing reaches the
+1. **Send a stream's first provider request while the message is recorded** (prototype; **not applied**, the lead's
+   decision: the bus records every request before the provider is called — the claim-check's audit trail, replay,
+   idempotency and the per-user limits all rest on that order, and a provider must never be billed for a call the bus
+   has no record of): the provider's time to first token hides the 2.6 ms record; nothing reaches the
    client before the record commits (the relay opens at the first event, inside the run). Interleaved A/B (prototype,
    250 triples direct / as is / early, three runs): added p50 4.93 → 3.76, 6.32 → 4.14, 7.08 → 4.53 ms (−1.2 to
    −2.5 ms); p99 also lower (20 → 17, 96 → 52, 133 → 43 ms). Trade-off for the lead: the provider is called before the
@@ -63,8 +65,8 @@ store holding the loop between pieces (\`storePayload\` is awaited per piece: gz
 \`relay.send\` 3 ms. Devstack only: the watcher inspects each finished 10 MB stream in the same process (gunzip, hash,
 decode, its checks: at least 30 ms of CPU per stream in the profile), so back-to-back streams compete with it; the bench waits for its verdict.
 
-1. **Frame the stream on bytes in StreamWatch** (bench/streaming_proposals/1-lean-stream-watch.patch,
-   \`_shared/stream/lean_frames.ts\`): events are found on the bytes (LF LF); an event is decoded and parsed as now when
+1. **Frame the stream on bytes in StreamWatch** (**applied**: \`_shared/stream/lean_frames.ts\`, with its tests
+   against the exact reader in lean_frames_test.ts): events are found on the bytes (LF LF); an event is decoded and parsed as now when
    it is small (≤ 4 KiB), comes before the first output, is not one \`data:\` line, or its JSON names \`finish_reason\`,
    \`usage\` or \`error\` with a non-null value (found by walking its string tokens; a key with an escape is parsed);
    any CR switches to the exact reader. Same record as the exact reader on 14 stand-in stream shapes × 5 random

@@ -5,6 +5,7 @@
  * (CONTRACT.md §10): a stream that ends without `[DONE]` or a `finish_reason`, or with an error event, is never
  * a clean end.
  */
+import { LeanFrames } from "./lean_frames.ts";
 import {
   atEventBoundary,
   carriesOutput,
@@ -32,11 +33,31 @@ export class StreamWatch {
   bytes = 0;
   #tail = "";
   #reader = new EventReader((event) => this.#see(event));
+  // What the run records needs every small event and each event before the first output, but of a large content
+  // event only whether it names a finish_reason, usage or error: the others are counted, not parsed.
+  #frames: LeanFrames | undefined;
+
+  /** @param opts.exact parse every event (the reference the byte framing is tested against) */
+  constructor(opts: { exact?: boolean } = {}) {
+    if (!opts.exact) {
+      this.#frames = new LeanFrames(
+        (bytes) => this.#reader.push(bytes),
+        () => this.events++,
+        () => this.firstOutputAt === undefined,
+      );
+    }
+  }
+
+  /** Large events counted without being parsed. */
+  get skipped(): number {
+    return this.#frames?.skipped ?? 0;
+  }
 
   /** Feeds the next bytes, as they arrived. */
   push(bytes: Uint8Array): void {
     this.bytes += bytes.length;
-    this.#reader.push(bytes);
+    if (this.#frames) this.#frames.push(bytes);
+    else this.#reader.push(bytes);
     this.#tail = nextTail(this.#tail, bytes);
   }
 
