@@ -64,9 +64,12 @@ export const settingsSchema = z.object({
   CIRCUIT_BREAKER_TIMEOUT_SECS: intFrom(60, 1, 86_400),
   /** A concurrency slot held by a worker that died is freed after this. */
   PROVIDER_LEASE_SECS: intFrom(60, 5, 3_600),
-  /** How long a call waits for a free concurrency slot before 429 provider_busy. */
+  /** How long a call waits for a free concurrency slot before its route is skipped (429 provider_busy if none left). */
   PROVIDER_QUEUE_TIMEOUT_MS: intFrom(10_000, 0, 600_000),
-  /** Requests per minute per caller on tool-invoke and the OpenAI endpoint; 0 = unlimited. */
+  /**
+   * Requests per minute per message owner (tool-invoke, replays, the OpenAI endpoint, MCP chat; idempotent repeats
+   * count too); 0 = unlimited.
+   */
   MESSAGE_BUS_USER_RPM: intFrom(0, 0, 1_000_000),
   /** Runs of an async message (the first included) before a message whose worker keeps dying is failed. */
   MESSAGE_BUS_MAX_ATTEMPTS: intFrom(3, 1, 20),
