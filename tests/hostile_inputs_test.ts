@@ -90,6 +90,19 @@ Deno.test("metadata over 16 KB (the issue stored 63 MB per message) is a 400 nam
   assert.equal(ok.status, 200, "15 KB of metadata is fine");
 });
 
+Deno.test("metadata keys the bus writes beside the caller's (content_type, wants_json, parsed) are refused, not overwritten", async () => {
+  const user = await newUser();
+  for (const key of ["content_type", "wants_json", "parsed"]) {
+    assertNamed(await post(user.token, body({ metadata: { [key]: "text/html" } })), "metadata", /content_type/, key);
+  }
+  assert.equal(await rowsOf(user.id), 0);
+  const ok = await post(user.token, body({ metadata: { type: "text/html", note: "kept" } }));
+  assert.equal(ok.status, 200);
+  const [row] = await sql`select metadata from public.message_bus where transaction_id = ${ok.json.transaction_id}`;
+  assert.equal(row.metadata.note, "kept");
+  assert.match(row.metadata.content_type, /^application\/json/, "the bus's own fact, beside the caller's keys");
+});
+
 Deno.test("?since=0000-01-01T00:00:00Z and other out-of-range times are a 400, not a database error", async () => {
   const user = await newUser();
   for (

@@ -7,6 +7,12 @@ import type { Settings } from "../env.ts";
 import { parseRouteRef } from "../providers/config.ts";
 import { TOOL_NAMES, toolNamed } from "../tools/registry.ts";
 
+/**
+ * Keys of the message's metadata the bus writes itself on completion (content type, JSON wanted, parsed): a caller's
+ * value would be overwritten, or (on a failed stream, which records none) served as the partial's Content-Type.
+ */
+export const RESERVED_METADATA = ["content_type", "wants_json", "parsed"];
+
 /** The invoke body schema for `s` (provider names and TTL bounds come from the settings). */
 export function invokeBodySchema(s: Settings) {
   const names = [...s.providers.keys()];
@@ -26,7 +32,11 @@ export function invokeBodySchema(s: Settings) {
     session_id: z.string().min(1).max(200).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
     ttl_seconds: z.number().int().min(s.MESSAGE_BUS_MIN_TTL_SECONDS).max(s.MESSAGE_BUS_MAX_TTL_SECONDS).optional(),
-    metadata: z.record(z.string(), z.unknown()).optional(),
+    /** The caller's own; the keys the bus records its facts under beside it are refused (never overwritten). */
+    metadata: z.record(z.string(), z.unknown()).refine(
+      (m) => !RESERVED_METADATA.some((k) => Object.hasOwn(m, k)),
+      `must not use the keys the bus records beside it: ${RESERVED_METADATA.join(", ")}`,
+    ).optional(),
     /** Only for service_role callers: the user the message belongs to. */
     owner_id: z.uuid().optional(),
   }).superRefine((body, ctx) => {
