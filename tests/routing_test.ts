@@ -298,6 +298,26 @@ Deno.test("health lists every route called so far with its circuit state, and no
   assert.ok(!text.includes("local-standin-key"), "no API key in health");
 });
 
+Deno.test("a sync message whose worker died is failed as worker_lost by the next dispatch (within the minute)", async () => {
+  const user = await newUser();
+  const [{ transaction_id: id }] = await sql`
+    select transaction_id from bus.begin_message(
+      p_owner => ${user.id}::uuid, p_tool => 'chat', p_provider => 'kimi', p_model => ${model("lost")},
+      p_session_id => null, p_idempotency_key => null, p_ttl_seconds => 3600, p_lease_seconds => 60)`;
+  await sql`update public.message_bus set lease_expires_at = now() - interval '1 second' where transaction_id = ${id}`;
+  const res = await fetch(`${testStack().functionsUrl}/tool-invoke/dispatch`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${testStack().serviceRoleKey}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.ok(body.reaped >= 1, JSON.stringify(body));
+  const m = await meta(user.token, id);
+  assert.equal(m.status, "failed");
+  assert.equal(m.error.code, "worker_lost");
+});
+
 Deno.test("routing tests: close the database client", async () => {
   await sql.end();
 });

@@ -74,12 +74,20 @@ export async function runAgain(deps: Omit<SubmitDeps, "sql">, id: string, run: n
  * `POST /tool-invoke/dispatch` (service role; pg_cron every minute): claims async messages whose worker died for
  * another run and asks for each through pg_net (a request of its own per run); those out of runs are failed.
  */
-export async function dispatch(s: Settings): Promise<{ claimed: number }> {
+export async function dispatch(s: Settings): Promise<{ claimed: number; reaped: number }> {
   const rows = await withDb((sql) =>
     sql<{ transaction_id: string }[]>`
       select c.transaction_id, bus.request_run(c.transaction_id, c.run)
       from bus.claim_orphans(${s.MESSAGE_BUS_MAX_ATTEMPTS}, ${s.MESSAGE_BUS_LEASE_SECS}, 100) c`
   );
   if (rows.length > 0) console.log(`[invoke] dispatched ${rows.length} orphaned async message(s) for another run`);
-  return { claimed: rows.length };
+  // A sync or streamed message whose worker died is not run again (its caller has its answer: an error, or a
+  // cut connection); it is failed as worker_lost within the minute rather than at the next cleanup, so that a
+  // client waiting on it learns its fate.
+  const [{ reaped }] = await withDb((sql) =>
+    sql<{ reaped: number }[]>`
+      select bus.reap_pending(interval '15 minutes', 100, ${s.MESSAGE_BUS_MAX_ATTEMPTS})::int as reaped`
+  );
+  if (reaped > 0) console.log(`[invoke] failed ${reaped} message(s) whose worker died as worker_lost`);
+  return { claimed: rows.length, reaped };
 }
