@@ -736,10 +736,10 @@ COMMENT ON COLUMN public.message_bus.ttft_ms IS 'Streamed answers: milliseconds 
 COMMENT ON COLUMN public.message_bus.files IS 'The files the message used (chat input.files): [{file_id, sha256, filename}]; null when none.';
 
 --
--- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
+-- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer, jsonb); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
-CREATE FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_stored_checksum text DEFAULT NULL::text, p_last_chunk bytea DEFAULT NULL::bytea, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_provider text DEFAULT NULL::text, p_stream boolean DEFAULT NULL::boolean) RETURNS public.message_bus
+CREATE FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb DEFAULT '{}'::jsonb, p_stored_checksum text DEFAULT NULL::text, p_last_chunk bytea DEFAULT NULL::bytea, p_run integer DEFAULT NULL::integer, p_attempts jsonb DEFAULT NULL::jsonb, p_provider text DEFAULT NULL::text, p_stream boolean DEFAULT NULL::boolean, p_ttft_ms integer DEFAULT NULL::integer, p_error jsonb DEFAULT NULL::jsonb) RETURNS public.message_bus
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -759,10 +759,11 @@ begin
       p_transaction_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
   end if;
   update public.message_bus set
-    status = 'completed', payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
+    status = case when p_error is null then 'completed' else 'failed' end, error = p_error,
+    payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
     compression = p_compression, checksum = p_checksum, stored_checksum = p_stored_checksum,
     chunk_count = p_chunk_count, finish_reason = p_finish_reason, usage = p_usage, model = coalesce(p_model, model),
-    provider = coalesce(p_provider, provider), stream = coalesce(p_stream, stream),
+    provider = coalesce(p_provider, provider), stream = coalesce(p_stream, stream), ttft_ms = p_ttft_ms,
     attempts = coalesce(p_attempts, attempts), provider_ms = p_provider_ms, write_ms = p_write_ms,
     completed_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = null,
     metadata = metadata || coalesce(p_metadata, '{}'::jsonb)
@@ -771,21 +772,22 @@ begin
   if v_row.transaction_id is null then
     raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
   end if;
-  -- The route that answered (the last attempt) is healthy; the message's concurrency slots are free.
-  if v_last is not null then
+  -- The route that answered (the last attempt) is healthy when it answered completely; a cut stream is counted
+  -- against it by the caller (bus.record_route_failure), like any other failed attempt.
+  if v_last is not null and p_error is null then
     perform bus.record_route_success(v_last ->> 'provider', v_last ->> 'model');
   end if;
   delete from bus.provider_leases where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 
-ALTER FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) OWNER TO postgres;
+ALTER FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb) OWNER TO postgres;
 
 --
--- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean); Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) IS 'Marks a pending message completed (for run p_run) after checking that its stored chunks match the reported count and size. With p_last_chunk, first stores it as chunk p_chunk_count - 1 (a one-chunk payload: one statement).';
+COMMENT ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb) IS 'Records the stored payload of run p_run (after checking the chunk count and stored size against the writer''s) and completes the message, freeing its concurrency slots and closing the answering route; with p_error the message fails instead, keeping the payload as its partial (a cut stream, CONTRACT.md §10).';
 
 --
 -- Name: delete_expired_payloads(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -989,24 +991,39 @@ CREATE FUNCTION bus.expire_messages(p_batch integer DEFAULT 5000, p_budget_ms in
     AS $$
 declare
   v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(p_budget_ms, 0) / 1000.0);
+  v_from timestamptz := '-infinity';
   v_ids uuid[];
+  v_completed bigint;
+  v_failed bigint;
   v_total bigint := 0;
 begin
+  perform set_config('bus.expiry_counted', 'on', true);
   loop
-    select array_agg(s.transaction_id) into v_ids from (
-      select m.transaction_id from public.message_bus m
-       where m.payload_deleted_at is null and m.expires_at <= now() and m.status <> 'pending'
-       order by m.expires_at
-       limit p_batch
-       for update skip locked) s;
+    -- Rows a writer holds are skipped, never waited for (NO KEY UPDATE: what the update itself takes, so a row
+    -- merely referenced by a concurrent insert, FOR KEY SHARE, is not skipped). Locked, their status cannot change
+    -- before the update below, so the moves counted here are the ones it makes.
+    select array_agg(s.transaction_id), max(s.expires_at),
+           count(*) filter (where s.status = 'completed'), count(*) filter (where s.status = 'failed')
+      into v_ids, v_from, v_completed, v_failed
+      from (select m.transaction_id, m.status, m.expires_at from public.message_bus m
+             where m.payload_deleted_at is null and m.expires_at <= now() and m.expires_at >= v_from
+               and m.status <> 'pending'
+             order by m.expires_at
+             limit p_batch
+             for no key update skip locked) s;
     exit when v_ids is null;
+    -- By transaction ID through the primary keys (a join would let the planner scan whole tables): the chunks of a
+    -- message whose expiry was moved after they were stored; the others went in phase 1.
     delete from public.message_bus_chunks where transaction_id = any (v_ids);
     update public.message_bus
        set status = 'expired', payload_deleted_at = clock_timestamp(), updated_at = clock_timestamp()
      where transaction_id = any (v_ids);
+    insert into bus.ops_status_moves (from_status, to_status, n)
+    select v.s, 'expired', v.n from (values ('completed', v_completed), ('failed', v_failed)) v(s, n) where v.n > 0;
     v_total := v_total + cardinality(v_ids);
     exit when cardinality(v_ids) < p_batch or clock_timestamp() >= v_deadline;
   end loop;
+  perform set_config('bus.expiry_counted', 'off', true);
   return v_total;
 end $$;
 
@@ -1016,7 +1033,7 @@ ALTER FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) OWNER T
 -- Name: FUNCTION expire_messages(p_batch integer, p_budget_ms integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) IS 'Deletes the payload of messages past expires_at and marks them expired (the row stays), p_batch at a time until none are left or p_budget_ms has passed; returns how many.';
+COMMENT ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) IS 'Marks messages past expires_at expired (status, payload_deleted_at, updated_at; the row stays) and deletes any payload chunk left, p_batch rows a statement until none are left or p_budget_ms has passed (at least one batch); counts the moves for the ops rollups; returns how many.';
 
 --
 -- Name: fail_message(uuid, jsonb, integer, integer, jsonb, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -2280,7 +2297,8 @@ begin
   v_payloads_left := exists (select 1 from public.message_bus_chunks where expires_at <= now());
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
   -- Marking waits until a round deletes no payload, so deleted payloads are committed (gone for good) at once.
-  v_expired := case when v_payloads_left or v_chunks > 0 then 0 else bus.expire_messages(p_mark_batch, 0) end;
+  v_expired := case when v_payloads_left or v_chunks > 0 then 0
+                    else bus.expire_messages(p_mark_batch, greatest(v_left, 0)) end;
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
   v_purged := case when v_left > 0 then bus.purge_messages(p_retention, p_batch, v_left) else 0 end;
   v_http := bus.trim_http_responses(p_http_keep, p_batch);
@@ -2314,7 +2332,7 @@ ALTER FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_ba
 -- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) IS 'One cleanup round within p_budget_ms: reap (async messages with fewer than p_max_attempts runs are left to the dispatcher), delete expired payloads, then mark one batch of expired rows, purge, trim pg_net and pg_cron history and the bus''s bookkeeping; returns the counts, payloads_left and whether more work is left.';
+COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) IS 'One cleanup round within p_budget_ms: reap (async messages with fewer than p_max_attempts runs are left to the dispatcher), delete expired payloads, then mark expired rows p_mark_batch at a time for the rest of the budget (at least one batch), purge, trim pg_net and pg_cron history and the bus''s bookkeeping; returns the counts, payloads_left and whether more work is left.';
 
 --
 -- Name: schedule_cleanup(text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -3969,13 +3987,13 @@ COMMENT ON TRIGGER message_bus_observations_error_group ON public.message_bus_ob
 -- Name: message_bus message_bus_ops_expiry; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER message_bus_ops_expiry AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'expired'::text) AND (old.status = ANY (ARRAY['completed'::text, 'failed'::text])))) EXECUTE FUNCTION bus.ops_note_expiry();
+CREATE TRIGGER message_bus_ops_expiry AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'expired'::text) AND (old.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (current_setting('bus.expiry_counted'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION bus.ops_note_expiry();
 
 --
 -- Name: TRIGGER message_bus_ops_expiry ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
 --
 
-COMMENT ON TRIGGER message_bus_ops_expiry ON public.message_bus IS 'Counts expiries for bus_messages{status}; its WHEN clause is false for every change the invoke path makes.';
+COMMENT ON TRIGGER message_bus_ops_expiry ON public.message_bus IS 'Counts expiries for bus_messages{status} made outside bus.expire_messages (which counts its own per batch, setting bus.expiry_counted); its WHEN clause is false for every change the invoke path makes.';
 
 --
 -- Name: message_bus message_bus_ops_purge; Type: TRIGGER; Schema: public; Owner: postgres
@@ -4248,11 +4266,11 @@ GRANT ALL ON TABLE public.message_bus TO service_role;
 GRANT SELECT ON TABLE public.message_bus TO authenticated;
 
 --
--- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean); Type: ACL; Schema: bus; Owner: postgres
+-- Name: FUNCTION complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb); Type: ACL; Schema: bus; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean) TO service_role;
+REVOKE ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.complete_message(p_transaction_id uuid, p_payload_size bigint, p_stored_size bigint, p_compression text, p_checksum text, p_chunk_count integer, p_finish_reason text, p_usage jsonb, p_model text, p_provider_ms integer, p_write_ms integer, p_metadata jsonb, p_stored_checksum text, p_last_chunk bytea, p_run integer, p_attempts jsonb, p_provider text, p_stream boolean, p_ttft_ms integer, p_error jsonb) TO service_role;
 
 --
 -- Name: FUNCTION delete_expired_payloads(p_batch integer, p_budget_ms integer); Type: ACL; Schema: bus; Owner: postgres
