@@ -1,18 +1,21 @@
 -- Cleanup keeps up (issue #17, item 4): 1,000,000 expired messages used to take ~9 minutes of paced runs to mark,
--- about 2,000 rows a second. Measured on 20,000 expired rows (bench/RESULTS.md, "Cleanup"), marking a row cost:
--- - ~10 µs of CPU in the row trigger message_bus_ops_expiry (migration 20261126000420): a PL/pgSQL call and a
---   one-row insert into bus.ops_status_moves for every expired row, 1,000,000 rows for 1,000,000 messages;
--- - ~25 µs and ~1.5 KB of WAL in the row update itself: the new version of a ~430-byte row goes to another page
---   (a lock record on the old one) and into four indexes (primary key, (owner_id, idempotency_key),
---   (owner_id, updated_at) and the purge index). That is what a status change of a stored row costs in Postgres; it
---   cannot be a HOT update (status and payload_deleted_at are in partial-index predicates, updated_at is indexed).
+-- about 2,000 rows a second. Where a marked row's time went (bench/cleanup_bench.ts breakdown and a perf profile of
+-- the marking backend, 100,000 rows, ~54 µs of CPU a row):
+-- - ~10 µs in the row trigger message_bus_ops_expiry (migration 20261126000420): a PL/pgSQL call and a one-row
+--   insert into bus.ops_status_moves for every expired row, 1,000,000 rows for 1,000,000 messages;
 -- - ~10 µs in the CHECK constraints of message_bus, which Postgres evaluates on every update whatever it changes:
-  `checksum ~ '^sha256:[0-9a-f]{64}$'` runs a regular expression whose bounded repetition {64} Postgres's regex
-  engine executes slowly (a perf profile of the marking put a third of its CPU in pg_regexec). The same check as
-  a length and an unbounded class, `octet_length(x) = 71 and x ~ '^sha256:[0-9a-f]+$'`, costs ~1.5 µs and accepts
-  exactly the same strings (a string the expression matches is ASCII, so its octet length is its length). It is as
-  cheap for the invoke path, whose updates of a row evaluate the same constraints;
-- one batch of 1,000 rows per round, then a 450 ms pause: the pacing, not the work, set the rate.
+--   checksum ~ '^sha256:[0-9a-f]{64}$' runs a regular expression whose bounded repetition Postgres's regex engine
+--   executes slowly (a third of the profile was pg_regexec). The same check written as a length and an unbounded
+--   class, octet_length(x) = 71 and x ~ '^sha256:[0-9a-f]+$', costs ~1.5 µs and accepts exactly the same strings
+--   (a string the class matches is ASCII, so its octet length is its length). The invoke path's updates of a row
+--   evaluate the same constraints and gain as much;
+-- - the rest (~25 µs and ~1.5 KB of WAL) is the row update itself: the new version of a ~430-byte row goes to another
+--   page (a lock record on the old one) and into four indexes (primary key, (owner_id, idempotency_key),
+--   (owner_id, updated_at) and the purge index), where the B-tree's bottom-up deletion first tries, in vain, to make
+--   room by removing the row's old entries (still visible to this transaction). That is what a status change of a
+--   stored row costs; it cannot be a HOT update (status and payload_deleted_at are in partial-index predicates,
+--   updated_at is indexed, and a bulk of rows leaves no room on their pages);
+-- - and the pacing, more than the work, set the rate: one batch of 1,000 rows per round, then a 450 ms pause.
 -- The broadcast and watcher triggers already cost nothing here (their WHEN clauses are false for 'expired',
 -- migration 20261126000100); the foreign keys pointing at message_bus check only key changes.
 --
