@@ -2300,11 +2300,16 @@ declare
 begin
   v_reaped := bus.reap_pending(p_reap_after, p_batch, p_max_attempts);
   v_chunks := bus.delete_expired_payloads(p_batch, p_budget_ms);
-  v_payloads_left := exists (select 1 from public.message_bus_chunks where expires_at <= now());
+  -- Each check reads the first entry of its index (a scalar subquery ordered by the index: exists() drops the order
+  -- and the limit): after a bulk delete the planner's statistics still say most rows match, and exists() became a
+  -- sequential scan of the whole chunk table, ~1 s for 1,000,000 chunks, in every round until autovacuum analysed
+  -- the table again.
+  v_payloads_left := (select c.expires_at from public.message_bus_chunks c where c.expires_at <= now()
+                       order by c.expires_at limit 1) is not null;
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
-  -- Marking waits until a round deletes no payload, so deleted payloads are committed (gone for good) at once.
-  v_expired := case when v_payloads_left or v_chunks > 0 then 0
-                    else bus.expire_messages(p_mark_batch, greatest(v_left, 0)) end;
+  -- Marking follows once every payload expired by now() is deleted, in the same round: migration 400 waited for a
+  -- round that deleted none, which a bus whose messages expire every second never has (marking starved).
+  v_expired := case when v_payloads_left then 0 else bus.expire_messages(p_mark_batch, greatest(v_left, 0)) end;
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
   v_purged := case when v_left > 0 then bus.purge_messages(p_retention, p_batch, v_left) else 0 end;
   v_http := bus.trim_http_responses(p_http_keep, p_batch);
@@ -2321,10 +2326,12 @@ begin
   v_other := v_other + v_count;
 
   v_more := v_payloads_left or v_reaped >= p_batch or v_http >= p_batch or v_cron >= p_batch
-    or exists (select 1 from public.message_bus
-                where payload_deleted_at is null and expires_at <= now() and status <> 'pending')
-    or exists (select 1 from public.message_bus
-                where payload_deleted_at is not null and expires_at <= now() - p_retention);
+    or (select m.expires_at from public.message_bus m
+         where m.payload_deleted_at is null and m.expires_at <= now() and m.status <> 'pending'
+         order by m.expires_at limit 1) is not null
+    or (select m.expires_at from public.message_bus m
+         where m.payload_deleted_at is not null and m.expires_at <= now() - p_retention
+         order by m.expires_at limit 1) is not null;
   return jsonb_build_object(
     'reaped', v_reaped, 'payload_chunks_deleted', v_chunks, 'expired', v_expired, 'purged', v_purged,
     'http_responses_deleted', v_http, 'cron_runs_deleted', v_cron, 'bookkeeping_deleted', v_other,
