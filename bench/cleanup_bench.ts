@@ -1,33 +1,44 @@
 /**
- * Cleanup benchmark (issue 5, item 6), on its own stack (Postgres with fsync on):
+ * Cleanup benchmark (issue 5 item 6, issue 17 item 4), on its own stack (Postgres with fsync on):
  * 1. seed N expired messages (default 1,000,000; 1 KB payload each, 1,000 owners) straight into the tables;
  * 2. insert load alone: tool-invoke's write path (begin_message, append_chunk, complete_message as service_role,
  *    with every trigger) at a fixed rate, open loop, latency measured from the scheduled start;
  * 3. the same load while `POST /functions/v1/cleanup` runs again and again (default settings) until a run reports
- *    `complete`: total cleanup time and insert p99 with vs without cleanup;
- * 4. where the time goes, on a fresh 100,000: the chunk DELETE alone, the metadata UPDATE alone, the UPDATE with
- *    the realtime status trigger (migration 200) enabled.
+ *    `complete`: total cleanup time, WAL written, Postgres CPU, and insert p99 with vs without cleanup;
+ *    CLEANUP_BENCH_RUNS (default 1) repeats 1-3 and reports the runs side by side;
+ * 4. where the time goes, on a fresh 100,000: the payload phase, marking as migration 400 did it (per-row ops
+ *    trigger) and as bus.expire_messages does it now, and the alternative for payloads: dropping a whole partition
+ *    of a chunk table partitioned by expiry, against deleting its rows.
  *
  * Run: npm run bench -- cleanup   (or deno run -A bench/cleanup_bench.ts; CLEANUP_BENCH_N=100000 for a quick run)
  */
 import postgres from "postgres";
 import { spawnStack } from "../devstack/testing/stack_process.ts";
+import { settingsSchema } from "../supabase/functions/_shared/env.ts";
+import { cpuMs } from "./proc.ts";
 import { ms, quantile, writeResults } from "./results.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const N = Number(Deno.env.get("CLEANUP_BENCH_N") ?? 1_000_000);
+const RUNS = Number(Deno.env.get("CLEANUP_BENCH_RUNS") ?? 1);
 const RATE = 100; // inserts per second
 const BASELINE_S = 30; // insert load alone, before and again after the cleanup (the machine is shared and noisy)
 const PAYLOAD = 1024;
 const BREAKDOWN_N = 100_000;
-/** CLEANUP_BENCH_REALTIME_TRIGGER=off: run the cleanup with migration 200's status trigger disabled (diagnosis). */
-const REALTIME_TRIGGER = Deno.env.get("CLEANUP_BENCH_REALTIME_TRIGGER") !== "off";
 const SKIP_BREAKDOWN = Deno.env.get("CLEANUP_BENCH_BREAKDOWN") === "off";
 const log = (m: string) => console.error(`[bench] ${new Date().toISOString().slice(11, 19)} ${m}`);
 
-const tuning = Object.fromEntries(
-  ["CLEANUP_BATCH_SIZE", "CLEANUP_MARK_BATCH_SIZE", "CLEANUP_ROUND_MS", "CLEANUP_PAUSE_MS", "CLEANUP_BUDGET_MS"]
-    .flatMap((k) => (Deno.env.get(k) ? [[k, Deno.env.get(k)!]] : [])),
+const TUNING_KEYS = [
+  "CLEANUP_BATCH_SIZE",
+  "CLEANUP_MARK_BATCH_SIZE",
+  "CLEANUP_ROUND_MS",
+  "CLEANUP_PAUSE_MS",
+  "CLEANUP_BUDGET_MS",
+] as const;
+const tuning = Object.fromEntries(TUNING_KEYS.flatMap((k) => (Deno.env.get(k) ? [[k, Deno.env.get(k)!]] : [])));
+/** The settings the cleanup function runs with: its defaults (env.ts), with any override given to this bench. */
+const effective = Object.fromEntries(
+  TUNING_KEYS.map((k) => [k, tuning[k] ? Number(tuning[k]) : settingsSchema.shape[k].parse(undefined)]),
 );
 const stack = await spawnStack({ root: ROOT, log, env: { DEVSTACK_PG_FAST: "0", ...tuning } });
 const sql = postgres(stack.dbUrl, { prepare: false, max: 12, onnotice: () => {} });
@@ -111,6 +122,38 @@ async function timed(query: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
+/** CPU time (ms) of the whole Postgres cluster: the postmaster, its live children and those it has reaped. */
+async function clusterCpuMs(): Promise<number> {
+  const [{ pid }] = await sql`select pid from pg_stat_activity where backend_type = 'checkpointer'`;
+  const postmaster = Number(Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ")[1]);
+  let total = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const fields = Deno.readTextFileSync(`/proc/${entry.name}/stat`).split(") ")[1].split(" ");
+      if (Number(fields[1]) === postmaster) total += cpuMs(Number(entry.name));
+      if (Number(entry.name) === postmaster) {
+        total += ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err; // a process that exited while we read /proc
+    }
+  }
+  return total;
+}
+
+const walLsn = async () => (await sql`select pg_current_wal_lsn()::text as lsn`)[0].lsn as string;
+const walMbSince = async (lsn: string) =>
+  (await sql`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::float8 as b`)[0].b / 1024 / 1024;
+
+/** bus_messages{status="expired"} after a fold: what the ops scrape reports. */
+async function expiredTotal(): Promise<number> {
+  await sql`select bus.ops_fold()`;
+  const [row] = await sql`select value::int as v from bus.ops_event_totals
+                           where metric = 'messages' and labels = '{"status": "expired"}'::jsonb`;
+  return row?.v ?? 0;
+}
+
 const stats = (xs: number[]) => ({
   n: xs.length,
   p50_ms: quantile(xs, 0.5),
@@ -118,53 +161,60 @@ const stats = (xs: number[]) => ({
   max_ms: Math.max(...xs),
 });
 
-try {
-  log(`seeding ${N} expired messages`);
+/** One full measurement: seed, load alone, cleanup under load, load alone again, check. */
+async function oneRun(run: number) {
+  log(`run ${run}: seeding ${N} expired messages`);
   const seedMs = await timed(() => seed(N, "bench"));
   const [{ bytes }] = await sql`select pg_total_relation_size('public.message_bus_chunks') as bytes`;
 
-  log(`insert load alone, ${BASELINE_S} s at ${RATE}/s`);
   const loadAlone = async () => {
     const stopAt = performance.now() + BASELINE_S * 1000;
-    return (await insertLoad(() => performance.now() >= stopAt)).map((l) => l.ms);
+    const cpu0 = await clusterCpuMs();
+    const samples = (await insertLoad(() => performance.now() >= stopAt)).map((l) => l.ms);
+    return { samples, cpuMsPerS: (await clusterCpuMs() - cpu0) / BASELINE_S };
   };
+  log(`insert load alone, ${BASELINE_S} s at ${RATE}/s`);
   const before = await loadAlone();
-  log(`baseline before ${JSON.stringify(stats(before))}`);
+  log(`baseline before ${JSON.stringify(stats(before.samples))}`);
 
+  const expiredBefore = await expiredTotal();
   log("cleanup under the same load");
   let cleaning = true;
-  if (!REALTIME_TRIGGER) await sql`alter table public.message_bus disable trigger message_bus_broadcast_status`;
   const loaded = insertLoad(() => !cleaning);
   const runs: Array<Record<string, number | boolean>> = [];
+  const lsn = await walLsn();
+  const cpu0 = await clusterCpuMs();
   const cleanupStart = performance.now();
   let payloadsGoneMs = NaN;
   const probe = (async () => {
     while (cleaning) {
-      const [{ left }] =
-        await sql`select exists (select 1 from public.message_bus_chunks where expires_at <= now()) as left`;
+      // The first entry of the expiry index (exists() would be planned as a scan of the whole table: stale statistics).
+      const [{ left }] = await sql`select (select expires_at from public.message_bus_chunks where expires_at <= now()
+                                           order by expires_at limit 1) is not null as left`;
       if (!left) return (payloadsGoneMs = performance.now() - cleanupStart);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
   try {
-    for (let i = 0; i < 100; i++) {
-      const run = await cleanupRun();
-      runs.push(run);
-      log(`run ${i + 1}: ${JSON.stringify(run)}`);
-      if (run.complete) break;
+    for (let i = 0; i < 200; i++) {
+      const r = await cleanupRun();
+      runs.push(r);
+      log(`cleanup run ${i + 1}: ${JSON.stringify(r)}`);
+      if (r.complete) break;
     }
   } finally {
     cleaning = false;
   }
   const cleanupWallMs = performance.now() - cleanupStart;
+  const cleanupCpuMs = await clusterCpuMs() - cpu0;
+  const cleanupWalMb = await walMbSince(lsn);
   await probe;
   const samples = await loaded;
-  if (!REALTIME_TRIGGER) await sql`alter table public.message_bus enable trigger message_bus_broadcast_status`;
   const during = stats(samples.map((l) => l.ms));
   log(`insert load alone again, ${BASELINE_S} s`);
   const after = await loadAlone();
-  const baseline = stats([...before, ...after]);
-  log(`baseline after ${JSON.stringify(stats(after))}`);
+  const baseline = stats([...before.samples, ...after.samples]);
+  log(`baseline after ${JSON.stringify(stats(after.samples))}`);
   const payloadPhase = stats(samples.filter((l) => l.at < cleanupStart + payloadsGoneMs).map((l) => l.ms));
   const markingPhase = stats(samples.filter((l) => l.at >= cleanupStart + payloadsGoneMs).map((l) => l.ms));
   const expired = runs.reduce((n, r) => n + Number(r.expired), 0);
@@ -174,147 +224,202 @@ try {
   const [{ left }] = await sql`select count(*)::int as left from public.message_bus_chunks c
                                join public.message_bus m using (transaction_id) where m.model = 'bench'`;
   if (check.expired !== N || left !== 0) throw new Error(`cleanup incomplete: ${JSON.stringify({ check, left })}`);
-
-  log(`breakdown on ${BREAKDOWN_N} fresh expired messages`);
-  await sql`delete from public.message_bus where model in ('bench', 'load')`;
-  await sql`vacuum public.message_bus, public.message_bus_chunks`;
-  const breakdown: Record<string, number> = {};
-  const one = postgres(stack.dbUrl, { prepare: false, max: 1, onnotice: () => {} }); // temp table: one session
-  try {
-    for (const variant of SKIP_BREAKDOWN ? [] : ["trigger_off", "trigger_on"]) {
-      await seed(BREAKDOWN_N, variant);
-      await one`create temp table if not exists due (transaction_id uuid)`;
-      await one`truncate due`;
-      await one`insert into due select transaction_id from public.message_bus where model = ${variant}`;
-      const wal = async (query: () => Promise<unknown>) => {
-        const [{ lsn }] = await one`select pg_current_wal_lsn()::text as lsn`;
-        const took = await timed(query);
-        const [{ bytes }] = await one`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::float8 as bytes`;
-        return { took, walMb: bytes / 1024 / 1024 };
-      };
-      if (variant === "trigger_off") {
-        const d = await wal(() => one`select bus.delete_expired_payloads(5000, 600000)`); // phase 1, as cleanup runs it
-        breakdown.chunk_delete_ms = d.took;
-        breakdown.chunk_delete_wal_mb = d.walMb;
-      }
-      await one.unsafe(
-        `alter table public.message_bus ${
-          variant === "trigger_off" ? "disable" : "enable"
-        } trigger message_bus_broadcast_status`,
-      );
-      const u = await wal(() =>
-        one`update public.message_bus m set status = 'expired', payload_deleted_at = now(), updated_at = now()
-            from due where m.transaction_id = due.transaction_id`
-      );
-      breakdown[`update_${variant}_ms`] = u.took;
-      breakdown[`update_${variant}_wal_mb`] = u.walMb;
-      await one`alter table public.message_bus enable trigger message_bus_broadcast_status`;
-    }
-  } finally {
-    await one.end({ timeout: 5 });
+  // The ops rollups saw every expiry (bus_messages{status}): expire_messages counts them per batch.
+  if (await expiredTotal() - expiredBefore !== N) {
+    throw new Error(`ops counted ${await expiredTotal() - expiredBefore} expiries, not ${N}`);
   }
-  log(`breakdown ${JSON.stringify(breakdown)}`);
-
-  log(`during cleanup ${JSON.stringify({ during, payloadPhase, markingPhase, payloadsGoneMs, cleanupWallMs })}`);
-  const perRowUs = (msFor: number) => (msFor * 1000) / BREAKDOWN_N;
-  const json = {
-    n: N,
-    payload_bytes: PAYLOAD,
-    chunk_table_mb: Number(bytes) / 1024 / 1024,
+  const baselineCpuMsPerS = (before.cpuMsPerS + after.cpuMsPerS) / 2;
+  const result = {
     seed_ms: seedMs,
-    insert_rate_per_s: RATE,
+    chunk_table_mb: Number(bytes) / 1024 / 1024,
     baseline,
-    baseline_before: stats(before),
-    baseline_after: stats(after),
-    realtime_status_trigger: REALTIME_TRIGGER,
+    baseline_before: stats(before.samples),
+    baseline_after: stats(after.samples),
     during_cleanup: during,
     during_payload_phase: payloadPhase,
     during_marking_phase: markingPhase,
     p99_ratio: during.p99_ms / baseline.p99_ms,
     cleanup_wall_ms: cleanupWallMs,
+    cleanup_run_ms: runs.reduce((t, r) => t + Number(r.duration_ms), 0),
     payloads_gone_ms: payloadsGoneMs,
-    settings: {
-      CLEANUP_BATCH_SIZE: 5000,
-      CLEANUP_MARK_BATCH_SIZE: 1000,
-      CLEANUP_ROUND_MS: 500,
-      CLEANUP_PAUSE_MS: 450,
-      CLEANUP_BUDGET_MS: 25000,
-      ...tuning,
-    },
-    cleanup_runs: runs,
+    cleanup_wal_mb: cleanupWalMb,
+    cleanup_cpu_ms: cleanupCpuMs,
+    /** Postgres CPU during the cleanup beyond what the insert load alone used in as long. */
+    cleanup_extra_cpu_ms: cleanupCpuMs - baselineCpuMsPerS * (cleanupWallMs / 1000),
+    baseline_cpu_ms_per_s: baselineCpuMsPerS,
     expired,
-    breakdown_n: BREAKDOWN_N,
-    breakdown,
+    cleanup_runs: runs,
   };
-  const md = `## Cleanup (issue 5)
+  log(`run ${run} ${JSON.stringify({ ...result, cleanup_runs: undefined })}`);
+  await sql`delete from public.message_bus where model in ('bench', 'load')`;
+  await sql`vacuum public.message_bus, public.message_bus_chunks`;
+  return result;
+}
 
-Run ${
-    new Date().toISOString()
-  } on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores; its own stack,
-Postgres with fsync on. ${N.toLocaleString("en")} expired messages of ${PAYLOAD} bytes (chunk table
-${json.chunk_table_mb.toFixed(0)} MB), expired by repeated \`POST /functions/v1/cleanup\` runs with the default settings
-(${JSON.stringify(json.settings)}) while ${RATE} inserts/s (tool-invoke's write path with all triggers) ran.
+/** Where the time goes, on BREAKDOWN_N fresh expired messages: one statement or function call each, no load. */
+async function breakdown(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const one = postgres(stack.dbUrl, { prepare: false, max: 1, onnotice: () => {} });
+  try {
+    const [{ pid }] = await one`select pg_backend_pid() as pid`;
+    const step = async (name: string, query: () => Promise<unknown>) => {
+      await one`checkpoint`;
+      const [{ lsn }] = await one`select pg_current_wal_lsn()::text as lsn`;
+      const cpu0 = cpuMs(pid);
+      out[`${name}_ms`] = await timed(query);
+      out[`${name}_cpu_ms`] = cpuMs(pid) - cpu0;
+      const [{ b }] = await one`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::float8 as b`;
+      out[`${name}_wal_mb`] = b / 1024 / 1024;
+      log(
+        `breakdown ${name}: ${out[`${name}_ms`].toFixed(0)} ms, cpu ${out[`${name}_cpu_ms`]} ms, ${
+          out[`${name}_wal_mb`].toFixed(0)
+        } MB WAL`,
+      );
+    };
+    const fresh = async (tag: string) => {
+      await sql`delete from public.message_bus where model like 'breakdown%'`;
+      await sql`vacuum public.message_bus, public.message_bus_chunks`;
+      await seed(BREAKDOWN_N, tag);
+    };
 
-| measure | result | target |
-| --- | --- | --- |
-| payloads of all ${N.toLocaleString("en")} deleted after | ${(payloadsGoneMs / 1000).toFixed(1)} s | ≤ 10 s |
-| all rows marked expired after (${runs.length} runs) | ${(cleanupWallMs / 1000).toFixed(1)} s | |
-| expired per second | ${Math.round(expired / (cleanupWallMs / 1000)).toLocaleString("en")} | |
-| insert p50 / p99 without cleanup (${BASELINE_S} s before + ${BASELINE_S} s after) | ${ms(baseline.p50_ms)} / ${
-    ms(baseline.p99_ms)
-  } | |
-| insert p50 / p99 during cleanup | ${ms(during.p50_ms)} / ${ms(during.p99_ms)} | |
-| … while payloads are deleted (${payloadPhase.n} inserts) | ${ms(payloadPhase.p50_ms)} / ${ms(payloadPhase.p99_ms)} | |
-| … while rows are marked (${markingPhase.n} inserts) | ${ms(markingPhase.p50_ms)} / ${ms(markingPhase.p99_ms)} | |
-| p99 during ÷ without | ${json.p99_ratio.toFixed(2)} | ≤ 2 |
+    await fresh("breakdown");
+    await step("payload_delete", () => one`select bus.delete_expired_payloads(5000, 600000)`);
+    // Marking as migration 400 did it: batches of locked rows, one update each, the ops row trigger firing per row.
+    await step("mark_before", () =>
+      one`do $$
+        declare v_ids uuid[];
+        begin
+          loop
+            select array_agg(s.transaction_id) into v_ids from (
+              select m.transaction_id from public.message_bus m
+               where m.payload_deleted_at is null and m.expires_at <= now() and m.status <> 'pending'
+               order by m.expires_at limit 5000 for update skip locked) s;
+            exit when v_ids is null;
+            delete from public.message_bus_chunks where transaction_id = any (v_ids);
+            update public.message_bus
+               set status = 'expired', payload_deleted_at = clock_timestamp(), updated_at = clock_timestamp()
+             where transaction_id = any (v_ids);
+            exit when cardinality(v_ids) < 5000;
+          end loop;
+        end $$`);
+    await fresh("breakdown2");
+    await one`select bus.delete_expired_payloads(5000, 600000)`;
+    await step("mark_now", () => one`select bus.expire_messages(5000, 600000)`);
+
+    // The alternative for payloads: a chunk table partitioned by expiry, whose expired partition is dropped whole.
+    await one`drop table if exists public.bench_chunks_by_expiry`;
+    await one`create table public.bench_chunks_by_expiry (like public.message_bus_chunks including storage)
+              partition by range (expires_at)`;
+    await one`create table public.bench_chunks_expired partition of public.bench_chunks_by_expiry
+              for values from (minvalue) to (date_trunc('hour', now()))`;
+    await one`create table public.bench_chunks_live partition of public.bench_chunks_by_expiry
+              for values from (date_trunc('hour', now())) to (maxvalue)`;
+    await one`alter table public.bench_chunks_by_expiry add primary key (transaction_id, seq, expires_at)`;
+    await one`create index on public.bench_chunks_by_expiry (expires_at)`;
+    await one`insert into public.bench_chunks_by_expiry
+              select gen_random_uuid(), 0, gen_random_uuid(), decode(repeat(md5(i::text), ${PAYLOAD / 16}::int), 'hex'),
+                     date_trunc('hour', now()) - interval '10 minutes' - i * interval '1 millisecond'
+                from generate_series(1, ${BREAKDOWN_N}::int) i`;
+    await one`vacuum analyze public.bench_chunks_by_expiry`;
+    await step("partition_drop", () => one`drop table public.bench_chunks_expired`);
+    await one`drop table public.bench_chunks_by_expiry`;
+    await sql`delete from public.message_bus where model like 'breakdown%'`;
+  } finally {
+    await one.end({ timeout: 5 });
+  }
+  return out;
+}
+
+const fmtS = (v: number) => `${(v / 1000).toFixed(1)} s`;
+
+try {
+  const results: Array<Awaited<ReturnType<typeof oneRun>>> = [];
+  for (let r = 1; r <= RUNS; r++) results.push(await oneRun(r));
+  const bd = SKIP_BREAKDOWN ? null : await breakdown();
+  const json = {
+    n: N,
+    payload_bytes: PAYLOAD,
+    insert_rate_per_s: RATE,
+    settings: effective,
+    runs: results,
+    breakdown_n: BREAKDOWN_N,
+    breakdown: bd,
+  };
+  const cols = results.map((_, i) => `run ${i + 1}`);
+  const row = (label: string, f: (r: typeof results[number]) => string, target = "") =>
+    `| ${label} | ${results.map(f).join(" | ")} | ${target} |`;
+  const perRow = (key: string) => `${((bd![`${key}_ms`] * 1000) / BREAKDOWN_N).toFixed(1)} µs`;
+  const perRowCpu = (key: string) => `${((bd![`${key}_cpu_ms`] * 1000) / BREAKDOWN_N).toFixed(1)} µs`;
+  const walRow = (key: string) => `${((bd![`${key}_wal_mb`] * 1024 * 1024) / BREAKDOWN_N).toFixed(0)} B`;
+  const md = `## Cleanup (issues 5 and 17)
+
+Run ${new Date().toISOString()} on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores; its own
+stack, Postgres with fsync on. ${N.toLocaleString("en")} expired messages of ${PAYLOAD} bytes (chunk table
+${results[0].chunk_table_mb.toFixed(0)} MB), cleaned by repeated \`POST /functions/v1/cleanup\` runs with the default
+settings (${JSON.stringify(effective)}) while ${RATE} inserts/s (tool-invoke's write path with all triggers) ran.
+${RUNS > 1 ? `${RUNS} consecutive runs, each on a fresh seed.` : ""}
+
+| measure | ${cols.join(" | ")} | target |
+| --- | ${cols.map(() => "---").join(" | ")} | --- |
+${row(`payloads of all ${N.toLocaleString("en")} deleted after`, (r) => fmtS(r.payloads_gone_ms), "≤ 10 s")}
+${row("fully cleaned (payloads gone, rows marked expired) after", (r) => fmtS(r.cleanup_wall_ms), "≤ 60 s")}
+${row("cleanup runs (each ≤ CLEANUP_BUDGET_MS)", (r) => String(r.cleanup_runs.length))}
+${row("rows marked per second", (r) => Math.round(r.expired / (r.cleanup_wall_ms / 1000)).toLocaleString("en"))}
+${row("WAL written during the cleanup", (r) => `${r.cleanup_wal_mb.toFixed(0)} MB`)}
+${row("Postgres CPU during the cleanup beyond the load's own", (r) => fmtS(r.cleanup_extra_cpu_ms))}
+${
+    row(`insert p50 / p99 without cleanup (${BASELINE_S} s before + ${BASELINE_S} s after)`, (r) =>
+      `${ms(r.baseline.p50_ms)} / ${ms(r.baseline.p99_ms)}`)
+  }
+${row("insert p50 / p99 during cleanup", (r) => `${ms(r.during_cleanup.p50_ms)} / ${ms(r.during_cleanup.p99_ms)}`)}
+${
+    row("… while payloads are deleted", (r) =>
+      `${ms(r.during_payload_phase.p50_ms)} / ${ms(r.during_payload_phase.p99_ms)} (${r.during_payload_phase.n})`)
+  }
+${
+    row("… while rows are marked", (r) =>
+      `${ms(r.during_marking_phase.p50_ms)} / ${ms(r.during_marking_phase.p99_ms)} (${r.during_marking_phase.n})`)
+  }
+${row("p99 during ÷ without", (r) => r.p99_ratio.toFixed(2), "≤ 2")}
 
 ${
-    SKIP_BREAKDOWN
-      ? ""
-      : `Where the time goes (${
+    bd
+      ? `Where the time goes (${
         BREAKDOWN_N.toLocaleString("en")
-      } expired messages, one statement each, no load, right after a
-checkpoint):
+      } expired messages, one call each, no load, right after a
+checkpoint; CPU is the backend's own, which the shared machine disturbs less than wall time):
 
-| step | time | per message | WAL written |
-| --- | --- | --- | --- |
-| payload phase: \`bus.delete_expired_payloads\` | ${ms(breakdown.chunk_delete_ms)} | ${
-        perRowUs(breakdown.chunk_delete_ms).toFixed(1)
-      } µs | ${breakdown.chunk_delete_wal_mb.toFixed(0)} MB |
-| marking: UPDATE to expired, realtime status trigger disabled | ${ms(breakdown.update_trigger_off_ms)} | ${
-        perRowUs(breakdown.update_trigger_off_ms).toFixed(1)
-      } µs | ${breakdown.update_trigger_off_wal_mb.toFixed(0)} MB |
-| marking: UPDATE to expired, with migration 200's realtime status trigger | ${ms(breakdown.update_trigger_on_ms)} | ${
-        perRowUs(breakdown.update_trigger_on_ms).toFixed(1)
-      } µs | ${breakdown.update_trigger_on_wal_mb.toFixed(0)} MB |
-
-What this means:
-- The bulk DELETE was never the problem: the first version marked every row expired in the same pass and took
-  minutes for 1,000,000 (about 27 s per 100,000 under this load, p99 ×3.8), because each metadata row update costs
-  ~10× a chunk delete and the realtime event another ~3×. Migration 400 deletes payloads first, straight from the
-  chunk table by its own copy of expires_at; storage is reclaimed within the target and fetch answers 410 from
-  expires_at throughout.
-- Marking the rows (status, payload_deleted_at, updated_at and one realtime event each) is paced: one batch of
-  CLEANUP_MARK_BATCH_SIZE per round and CLEANUP_PAUSE_MS between rounds, which keeps the overall insert p99 within
-  target at about ${
-        Math.round(expired / (cleanupWallMs / 1000)).toLocaleString("en")
-      } rows/s. An hourly run (25 s budget) marks about ${
-        Math.round((expired / runs.length) / 1000)
-      }k rows; a bus expiring more than that per hour should run the job more often (\`select bus.schedule_cleanup('*/5 * * * *')\`).
-- The payload phase writes about as much WAL as the chunks it deletes (full-page images after a checkpoint), which is
-  what slows concurrent commits while it runs (p99 ${ms(payloadPhase.p99_ms)} in that window). Partitioning the
-  chunk table by expiry day and dropping whole partitions (anchors.md §9 item 2) would remove that write burst; it
-  needs the readers to pass expires_at so lookups prune to one partition, and is left as the next step.
-- The realtime event per expired row (migration 200) is the largest single cost of marking; one event per owner
-  and batch (a statement-level trigger) or no event for \`expired\` would make marking about ${
-        (breakdown.update_trigger_on_ms / breakdown.update_trigger_off_ms).toFixed(1)
-      }× cheaper.
+| step | wall | per message | CPU per message | WAL per message |
+| --- | --- | --- | --- | --- |
+| payload phase: \`bus.delete_expired_payloads\` (row deletes) | ${ms(bd.payload_delete_ms)} | ${
+        perRow("payload_delete")
+      } | ${perRowCpu("payload_delete")} | ${walRow("payload_delete")} |
+| payload alternative: drop the expired partition of a chunk table partitioned by expiry | ${
+        ms(bd.partition_drop_ms)
+      } | ${perRow("partition_drop")} | ${perRowCpu("partition_drop")} | ${walRow("partition_drop")} |
+| marking as before (migration 400: locked batches, the ops row trigger per row) | ${ms(bd.mark_before_ms)} | ${
+        perRow("mark_before")
+      } | ${perRowCpu("mark_before")} | ${walRow("mark_before")} |
+| marking now: \`bus.expire_messages\` (migration 20261126000800) | ${ms(bd.mark_now_ms)} | ${perRow("mark_now")} | ${
+        perRowCpu("mark_now")
+      } | ${walRow("mark_now")} |
 `
-  }`;
-  await writeResults("cleanup", md, json);
+      : ""
+  }
+<!-- notes:cleanup -->
+`;
+  await writeResults("cleanup", keepNotes(md), json);
   console.log(md);
 } finally {
   await sql.end({ timeout: 5 });
   await stack.stop();
   await stack.cleanup();
+}
+
+/** The hand-written notes after `<!-- notes:cleanup -->` in RESULTS.md (before/after, decisions) survive a rerun. */
+function keepNotes(md: string): string {
+  const text = Deno.readTextFileSync(new URL("./RESULTS.md", import.meta.url));
+  const section = text.slice(text.indexOf("<!-- section:cleanup -->"), text.indexOf("<!-- /section:cleanup -->"));
+  const at = section.indexOf("<!-- notes:cleanup -->");
+  return at < 0 ? md : md.replace("<!-- notes:cleanup -->\n", section.slice(at).trimEnd() + "\n");
 }

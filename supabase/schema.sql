@@ -621,7 +621,7 @@ CREATE TABLE public.message_bus (
     ttft_ms integer,
     files jsonb,
     CONSTRAINT message_bus_attempts_check CHECK ((jsonb_typeof(attempts) = 'array'::text)),
-    CONSTRAINT message_bus_checksum_check CHECK ((checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
+    CONSTRAINT message_bus_checksum_check CHECK (((octet_length(checksum) = 71) AND (checksum ~ '^sha256:[0-9a-f]+$'::text))),
     CONSTRAINT message_bus_chunk_count_check CHECK ((chunk_count >= 0)),
     CONSTRAINT message_bus_completed_has_payload CHECK (((status <> 'completed'::text) OR ((checksum IS NOT NULL) AND (payload_size_bytes IS NOT NULL) AND (stored_size_bytes IS NOT NULL) AND (compression IS NOT NULL) AND (chunk_count IS NOT NULL)))),
     CONSTRAINT message_bus_compression_check CHECK ((compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
@@ -629,7 +629,7 @@ CREATE TABLE public.message_bus (
     CONSTRAINT message_bus_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
     CONSTRAINT message_bus_mode_check CHECK ((mode = ANY (ARRAY['sync'::text, 'async'::text]))),
     CONSTRAINT message_bus_payload_size_bytes_check CHECK ((payload_size_bytes >= 0)),
-    CONSTRAINT message_bus_request_checksum_check CHECK ((request_checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
+    CONSTRAINT message_bus_request_checksum_check CHECK (((octet_length(request_checksum) = 71) AND (request_checksum ~ '^sha256:[0-9a-f]+$'::text))),
     CONSTRAINT message_bus_request_chunk_count_check CHECK ((request_chunk_count >= 0)),
     CONSTRAINT message_bus_request_compression_check CHECK ((request_compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
     CONSTRAINT message_bus_request_size_bytes_check CHECK ((request_size_bytes >= 0)),
@@ -637,7 +637,7 @@ CREATE TABLE public.message_bus (
     CONSTRAINT message_bus_run_count_check CHECK ((run_count >= 0)),
     CONSTRAINT message_bus_session_id_check CHECK ((length(session_id) <= 200)),
     CONSTRAINT message_bus_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'completed'::text, 'failed'::text, 'expired'::text]))),
-    CONSTRAINT message_bus_stored_checksum_check CHECK ((stored_checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
+    CONSTRAINT message_bus_stored_checksum_check CHECK (((octet_length(stored_checksum) = 71) AND (stored_checksum ~ '^sha256:[0-9a-f]+$'::text))),
     CONSTRAINT message_bus_stored_size_bytes_check CHECK ((stored_size_bytes >= 0)),
     CONSTRAINT message_bus_tool_check CHECK (((length(tool) >= 1) AND (length(tool) <= 100))),
     CONSTRAINT message_bus_ttft_ms_check CHECK ((ttft_ms >= 0))
@@ -734,6 +734,12 @@ COMMENT ON COLUMN public.message_bus.ttft_ms IS 'Streamed answers: milliseconds 
 --
 
 COMMENT ON COLUMN public.message_bus.files IS 'The files the message used (chat input.files): [{file_id, sha256, filename}]; null when none.';
+
+--
+-- Name: CONSTRAINT message_bus_checksum_check ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON CONSTRAINT message_bus_checksum_check ON public.message_bus IS 'sha256:<64 lowercase hex digits>, written as a length and an unbounded class: a {64} repetition costs ~7x more on every update of the row.';
 
 --
 -- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -989,24 +995,39 @@ CREATE FUNCTION bus.expire_messages(p_batch integer DEFAULT 5000, p_budget_ms in
     AS $$
 declare
   v_deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(p_budget_ms, 0) / 1000.0);
+  v_from timestamptz := '-infinity';
   v_ids uuid[];
+  v_completed bigint;
+  v_failed bigint;
   v_total bigint := 0;
 begin
+  perform set_config('bus.expiry_counted', 'on', true);
   loop
-    select array_agg(s.transaction_id) into v_ids from (
-      select m.transaction_id from public.message_bus m
-       where m.payload_deleted_at is null and m.expires_at <= now() and m.status <> 'pending'
-       order by m.expires_at
-       limit p_batch
-       for update skip locked) s;
+    -- Rows a writer holds are skipped, never waited for (NO KEY UPDATE: what the update itself takes, so a row
+    -- merely referenced by a concurrent insert, FOR KEY SHARE, is not skipped). Locked, their status cannot change
+    -- before the update below, so the moves counted here are the ones it makes.
+    select array_agg(s.transaction_id), max(s.expires_at),
+           count(*) filter (where s.status = 'completed'), count(*) filter (where s.status = 'failed')
+      into v_ids, v_from, v_completed, v_failed
+      from (select m.transaction_id, m.status, m.expires_at from public.message_bus m
+             where m.payload_deleted_at is null and m.expires_at <= now() and m.expires_at >= v_from
+               and m.status <> 'pending'
+             order by m.expires_at
+             limit p_batch
+             for no key update skip locked) s;
     exit when v_ids is null;
+    -- By transaction ID through the primary keys (a join would let the planner scan whole tables): the chunks of a
+    -- message whose expiry was moved after they were stored; the others went in phase 1.
     delete from public.message_bus_chunks where transaction_id = any (v_ids);
     update public.message_bus
        set status = 'expired', payload_deleted_at = clock_timestamp(), updated_at = clock_timestamp()
      where transaction_id = any (v_ids);
+    insert into bus.ops_status_moves (from_status, to_status, n)
+    select v.s, 'expired', v.n from (values ('completed', v_completed), ('failed', v_failed)) v(s, n) where v.n > 0;
     v_total := v_total + cardinality(v_ids);
     exit when cardinality(v_ids) < p_batch or clock_timestamp() >= v_deadline;
   end loop;
+  perform set_config('bus.expiry_counted', 'off', true);
   return v_total;
 end $$;
 
@@ -1016,7 +1037,7 @@ ALTER FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) OWNER T
 -- Name: FUNCTION expire_messages(p_batch integer, p_budget_ms integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) IS 'Deletes the payload of messages past expires_at and marks them expired (the row stays), p_batch at a time until none are left or p_budget_ms has passed; returns how many.';
+COMMENT ON FUNCTION bus.expire_messages(p_batch integer, p_budget_ms integer) IS 'Marks messages past expires_at expired (status, payload_deleted_at, updated_at; the row stays) and deletes any payload chunk left, p_batch rows a statement until none are left or p_budget_ms has passed (at least one batch); counts the moves for the ops rollups; returns how many.';
 
 --
 -- Name: fail_message(uuid, jsonb, integer, integer, jsonb, boolean, bigint, bigint, text, text, integer, text, bytea); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -2305,10 +2326,16 @@ declare
 begin
   v_reaped := bus.reap_pending(p_reap_after, p_batch, p_max_attempts);
   v_chunks := bus.delete_expired_payloads(p_batch, p_budget_ms);
-  v_payloads_left := exists (select 1 from public.message_bus_chunks where expires_at <= now());
+  -- Each check reads the first entry of its index (a scalar subquery ordered by the index: exists() drops the order
+  -- and the limit): after a bulk delete the planner's statistics still say most rows match, and exists() became a
+  -- sequential scan of the whole chunk table, ~1 s for 1,000,000 chunks, in every round until autovacuum analysed
+  -- the table again.
+  v_payloads_left := (select c.expires_at from public.message_bus_chunks c where c.expires_at <= now()
+                       order by c.expires_at limit 1) is not null;
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
-  -- Marking waits until a round deletes no payload, so deleted payloads are committed (gone for good) at once.
-  v_expired := case when v_payloads_left or v_chunks > 0 then 0 else bus.expire_messages(p_mark_batch, 0) end;
+  -- Marking follows once every payload expired by now() is deleted, in the same round: migration 400 waited for a
+  -- round that deleted none, which a bus whose messages expire every second never has (marking starved).
+  v_expired := case when v_payloads_left then 0 else bus.expire_messages(p_mark_batch, greatest(v_left, 0)) end;
   v_left := p_budget_ms - (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
   v_purged := case when v_left > 0 then bus.purge_messages(p_retention, p_batch, v_left) else 0 end;
   v_http := bus.trim_http_responses(p_http_keep, p_batch);
@@ -2325,10 +2352,12 @@ begin
   v_other := v_other + v_count;
 
   v_more := v_payloads_left or v_reaped >= p_batch or v_http >= p_batch or v_cron >= p_batch
-    or exists (select 1 from public.message_bus
-                where payload_deleted_at is null and expires_at <= now() and status <> 'pending')
-    or exists (select 1 from public.message_bus
-                where payload_deleted_at is not null and expires_at <= now() - p_retention);
+    or (select m.expires_at from public.message_bus m
+         where m.payload_deleted_at is null and m.expires_at <= now() and m.status <> 'pending'
+         order by m.expires_at limit 1) is not null
+    or (select m.expires_at from public.message_bus m
+         where m.payload_deleted_at is not null and m.expires_at <= now() - p_retention
+         order by m.expires_at limit 1) is not null;
   return jsonb_build_object(
     'reaped', v_reaped, 'payload_chunks_deleted', v_chunks, 'expired', v_expired, 'purged', v_purged,
     'http_responses_deleted', v_http, 'cron_runs_deleted', v_cron, 'bookkeeping_deleted', v_other,
@@ -2342,7 +2371,7 @@ ALTER FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_ba
 -- Name: FUNCTION run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) IS 'One cleanup round within p_budget_ms: reap (async messages with fewer than p_max_attempts runs are left to the dispatcher), delete expired payloads, then mark one batch of expired rows, purge, trim pg_net and pg_cron history and the bus''s bookkeeping; returns the counts, payloads_left and whether more work is left.';
+COMMENT ON FUNCTION bus.run_cleanup(p_retention interval, p_reap_after interval, p_batch integer, p_budget_ms integer, p_http_keep interval, p_cron_keep interval, p_mark_batch integer, p_max_attempts integer) IS 'One cleanup round within p_budget_ms: reap (async messages with fewer than p_max_attempts runs are left to the dispatcher), delete expired payloads, then mark expired rows p_mark_batch at a time for the rest of the budget (at least one batch), purge, trim pg_net and pg_cron history and the bus''s bookkeeping; returns the counts, payloads_left and whether more work is left.';
 
 --
 -- Name: schedule_cleanup(text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -3998,13 +4027,13 @@ COMMENT ON TRIGGER message_bus_observations_error_group ON public.message_bus_ob
 -- Name: message_bus message_bus_ops_expiry; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER message_bus_ops_expiry AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'expired'::text) AND (old.status = ANY (ARRAY['completed'::text, 'failed'::text])))) EXECUTE FUNCTION bus.ops_note_expiry();
+CREATE TRIGGER message_bus_ops_expiry AFTER UPDATE OF status ON public.message_bus FOR EACH ROW WHEN (((new.status = 'expired'::text) AND (old.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (current_setting('bus.expiry_counted'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION bus.ops_note_expiry();
 
 --
 -- Name: TRIGGER message_bus_ops_expiry ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
 --
 
-COMMENT ON TRIGGER message_bus_ops_expiry ON public.message_bus IS 'Counts expiries for bus_messages{status}; its WHEN clause is false for every change the invoke path makes.';
+COMMENT ON TRIGGER message_bus_ops_expiry ON public.message_bus IS 'Counts expiries for bus_messages{status} made outside bus.expire_messages (which counts its own per batch, setting bus.expiry_counted); its WHEN clause is false for every change the invoke path makes.';
 
 --
 -- Name: message_bus message_bus_ops_purge; Type: TRIGGER; Schema: public; Owner: postgres

@@ -4,7 +4,7 @@
 
 begin;
 set local search_path = public, extensions;
-select plan(25);
+select plan(28);
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Privileges
@@ -59,6 +59,31 @@ select bus.ops_fold(p_settle => '0 seconds');
 select bus.ops_fold(p_settle => '0 seconds');
 select is((select requests from bus.ops_requests_total where model = 'pgtap-ops' and status = 'failed'), 2::bigint,
   'the straggler is counted once it finished, once');
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Expiry moves bus_messages{status}: bus.expire_messages counts a batch in one row (migration 20261126000800),
+-- the row trigger counts an expiry made by any other statement
+-- ---------------------------------------------------------------------------------------------------------------
+do $$ begin perform bus.expire_messages(100000, 600000); end $$;
+delete from bus.ops_status_moves;
+do $$
+declare v_id uuid;
+begin
+  for i in 1..4 loop
+    select transaction_id into v_id from bus.begin_message(gen_random_uuid(), 'chat', 'kimi', 'pgtap-expiry', null, null, 3600);
+    perform bus.fail_message(v_id, '{"code": "pgtap", "message": "x"}');
+    perform set_config('test.x' || i, v_id::text, true);
+  end loop;
+end $$;
+update public.message_bus set expires_at = now() - interval '1 second'
+  where transaction_id in (select current_setting('test.x' || i)::uuid from generate_series(1, 3) i);
+select is(bus.expire_messages(5000, 0), 3::bigint, 'expire_messages marks the three expired messages');
+select is((select array_agg(row(from_status, to_status, n)::text) from bus.ops_status_moves),
+  array[row('failed', 'expired', 3)::text], 'and records their move in one row, not one per message');
+delete from bus.ops_status_moves;
+update public.message_bus set status = 'expired', payload_deleted_at = now() where transaction_id = current_setting('test.x4')::uuid;
+select is((select array_agg(row(from_status, to_status, n)::text) from bus.ops_status_moves),
+  array[row('failed', 'expired', 1)::text], 'an expiry made outside expire_messages is counted by the row trigger');
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Topic ops

@@ -119,10 +119,10 @@ export const settingsSchema = z.object({
   /** Wall-clock budget of one cleanup run; one round (one transaction) takes at most CLEANUP_ROUND_MS of it. */
   CLEANUP_BUDGET_MS: intFrom(25_000, 1_000, 300_000),
   CLEANUP_ROUND_MS: intFrom(500, 50, 60_000),
-  /** Metadata rows marked expired per round (one row update and one realtime event each). */
-  CLEANUP_MARK_BATCH_SIZE: intFrom(1_000, 10, 100_000),
+  /** Metadata rows marked expired per statement; a round marks batches until its CLEANUP_ROUND_MS is spent. */
+  CLEANUP_MARK_BATCH_SIZE: intFrom(5_000, 10, 100_000),
   /** Pause between rounds once the payloads are gone and only metadata rows are left to mark (pacing for writers). */
-  CLEANUP_PAUSE_MS: intFrom(450, 0, 10_000),
+  CLEANUP_PAUSE_MS: intFrom(250, 0, 10_000),
   CLEANUP_HTTP_RESPONSES_KEEP_MINUTES: intFrom(60, 1, 10_080),
   CLEANUP_CRON_HISTORY_DAYS: intFrom(7, 1, 365),
 

@@ -3,9 +3,9 @@
  * is left or CLEANUP_BUDGET_MS is spent, then one row in bus.maintenance_log with the totals. A run cut short by
  * its budget says so (`complete: false`); the next run carries on.
  *
- * Expired payloads are deleted first, flat out (cheap: migration 400, phase 1). Marking the metadata rows expired
- * costs a row update each (no Realtime event: expiry is not announced since migration 20261126000100), so once the
- * payloads are gone the rounds are paced: CLEANUP_PAUSE_MS between rounds leaves concurrent writers room
+ * Expired payloads are deleted first, flat out (cheap: migration 400, phase 1). Marking the metadata rows expired costs
+ * a row update each (~30 µs and ~1.5 KB of WAL: migration 20261126000800), so once the payloads are gone a round
+ * marks for its whole CLEANUP_ROUND_MS and CLEANUP_PAUSE_MS follows it, which leaves concurrent writers room
  * (bench/RESULTS.md, "Cleanup").
  */
 import { asService, type Sql } from "../_shared/db.ts";
