@@ -1,0 +1,288 @@
+/**
+ * The fetch part of the claim-check benchmark (issues 3 and 17): `GET /message-fetch/<id>` against a plain loopback
+ * HTTP download of the same bytes, at 1 KB, 1 MB, 10 MB and 100 MB of text (stored gzip) and 10 MB of random bytes
+ * (stored as they are), identity and gzip. One or more stacks ("sides": this checkout, and with `--before <rev>`
+ * the code of another revision) are measured interleaved, request by request, so that both see the same machine.
+ */
+import { createHash } from "node:crypto";
+import { get as httpGet } from "node:http";
+import { freePort } from "../devstack/testing/stack_process.ts";
+import { measure } from "./proc.ts";
+import { quantile } from "./results.ts";
+
+const MB = 1024 * 1024;
+
+/** One stack under measurement. */
+export interface FetchSide {
+  label: string;
+  apiUrl: string;
+  pid: number;
+  auth: Record<string, string>;
+  /** Stores a completed message of `size` bytes: the stand-in's text (via tool-invoke) or random bytes. */
+  store(size: number, random: boolean): Promise<{ transaction_id: string; checksum: string }>;
+  /** compression, stored_size_bytes, stored_checksum and chunk_count of a message. */
+  stored(id: string): Promise<{ compression: string; stored_size_bytes: number; stored_checksum: string }>;
+  /** Reads a message's stored chunks the way the functions do, without HTTP (measured on the first side only). */
+  directRead?(id: string): Promise<void>;
+}
+
+/** A size to measure: `bytes` of text (stored gzip) or of random bytes (stored as they are). */
+export interface FetchCase {
+  label: string;
+  bytes: number;
+  random: boolean;
+  reps: number;
+}
+
+/** The default cases: 1 KB is measured for latency (rounds of interleaved requests), the others for rate. */
+export const FETCH_CASES: FetchCase[] = [
+  { label: "1 KB", bytes: 1024, random: false, reps: 300 },
+  { label: "1 MB", bytes: MB, random: false, reps: 15 },
+  { label: "10 MB", bytes: 10 * MB, random: false, reps: 9 },
+  { label: "100 MB", bytes: 100 * MB, random: false, reps: 3 },
+  { label: "10 MB random", bytes: 10 * MB, random: true, reps: 9 },
+];
+
+/** Medians of one case on one side. */
+export interface FetchRow {
+  case: string;
+  side: string;
+  stored: string;
+  payload_bytes: number;
+  identity_ms: number;
+  gzip_decoded_ms: number;
+  gzip_raw_ms: number;
+  loopback_ms: number;
+  identity_mb_s: number;
+  gzip_decoded_mb_s: number;
+  gzip_raw_mb_s: number;
+  loopback_mb_s: number;
+  direct_read_mb_s?: number;
+  identity_vs_loopback: number;
+  gzip_decoded_vs_loopback: number;
+  gzip_raw_vs_loopback: number;
+  /** Median over rounds of (p50 fetch − p50 loopback), 1 KB only. */
+  added_p50_identity_ms?: number;
+  added_p50_gzip_ms?: number;
+}
+
+type Drained = { bytes: number; sha: string };
+
+async function drain(res: Response): Promise<Drained> {
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of res.body!) {
+    bytes += chunk.length;
+    hash.update(chunk);
+  }
+  return { bytes, sha: `sha256:${hash.digest("hex")}` };
+}
+
+/** GET with node:http, which (unlike fetch) does not decode gzip: the bytes as they go over the wire. */
+function drainRaw(url: string, headers: Record<string, string>): Promise<Drained> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, { headers }, (res) => {
+      if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+      const hash = createHash("sha256");
+      let bytes = 0;
+      res.on("data", (chunk: Uint8Array) => {
+        bytes += chunk.length;
+        hash.update(chunk);
+      });
+      res.on("end", () => resolve({ bytes, sha: `sha256:${hash.digest("hex")}` }));
+      res.on("error", reject);
+    }).on("error", reject);
+  });
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/**
+ * Measures every case on every side. Per repetition, in this order: the loopback download, then for each side
+ * identity, gzip decoded by `fetch` (what the SDK and browsers do) and the gzip bytes as they go over the wire.
+ * Every client hashes what it receives and checks it (identity and decoded against the checksum, the raw gzip
+ * against the stored bytes' digest).
+ */
+export async function measureFetch(
+  sides: FetchSide[],
+  cases: FetchCase[],
+  spawnLoopback: (port: number, file: string) => Promise<Deno.ChildProcess>,
+  log: (m: string) => void,
+): Promise<FetchRow[]> {
+  const rows: FetchRow[] = [];
+  for (const c of cases) {
+    const messages = [];
+    for (const side of sides) {
+      const msg = await side.store(c.bytes, c.random);
+      messages.push({ side, msg, stored: await side.stored(msg.transaction_id) });
+    }
+    const url = (side: FetchSide, id: string) => `${side.apiUrl}/functions/v1/message-fetch/${id}`;
+    const latency = c.bytes <= 64 * 1024;
+    const first = messages[0];
+    const body = await fetch(url(first.side, first.msg.transaction_id), {
+      headers: { ...first.side.auth, "accept-encoding": "identity" },
+    });
+    const file = await Deno.makeTempFile();
+    await Deno.writeFile(file, new Uint8Array(await body.arrayBuffer()));
+    const loopbackPort = freePort();
+    const loopback = await spawnLoopback(loopbackPort, file);
+    try {
+      const loopbackUrl = `http://127.0.0.1:${loopbackPort}/`;
+      const run = {
+        loopback: () => fetch(loopbackUrl).then(drain),
+        ...Object.fromEntries(messages.flatMap(({ side, msg, stored }) => {
+          const u = url(side, msg.transaction_id);
+          const expect = (want: string) => (d: Drained) => {
+            if (d.sha !== want) throw new Error(`${side.label} ${c.label}: fetched bytes do not match ${want}`);
+          };
+          return [
+            [
+              `${side.label}:identity`,
+              () =>
+                fetch(u, { headers: { ...side.auth, "accept-encoding": "identity" } }).then(drain).then(
+                  expect(msg.checksum),
+                ),
+            ],
+            [
+              `${side.label}:gzip_decoded`,
+              () =>
+                fetch(u, { headers: { ...side.auth, "accept-encoding": "gzip" } }).then(drain).then(
+                  expect(msg.checksum),
+                ),
+            ],
+            [
+              `${side.label}:gzip_raw`,
+              () => drainRaw(u, { ...side.auth, "accept-encoding": "gzip" }).then(expect(stored.stored_checksum)),
+            ],
+            ...(side === first.side && side.directRead && !latency
+              ? [[`${side.label}:direct_read`, () => side.directRead!(msg.transaction_id)]]
+              : []),
+          ];
+        })),
+      } as Record<string, () => Promise<unknown>>;
+      // 1 KB: warm-up, then rounds; the added latency is the median of the rounds' p50 differences.
+      const rounds = latency ? 5 : 1;
+      const perRound = latency ? Math.ceil(c.reps / rounds) : c.reps;
+      if (latency) { for (let i = 0; i < 100; i++) for (const fn of Object.values(run)) await fn(); }
+      else for (const fn of Object.values(run)) await fn();
+      const times: Record<string, number[][]> = {};
+      for (let r = 0; r < rounds; r++) {
+        for (const k of Object.keys(run)) (times[k] ??= []).push([]);
+        for (let i = 0; i < perRound; i++) {
+          for (const [k, fn] of Object.entries(run)) times[k][r].push(await timed(fn));
+        }
+      }
+      const p50 = (k: string) => quantile(times[k].flat(), 0.5);
+      const added = (k: string) =>
+        quantile(times[k].map((xs, r) => quantile(xs, 0.5) - quantile(times.loopback[r], 0.5)), 0.5);
+      const rate = (msValue: number) => c.bytes / MB / (msValue / 1000);
+      for (const { side, stored } of messages) {
+        const k = (what: string) => `${side.label}:${what}`;
+        const row: FetchRow = {
+          case: c.label,
+          side: side.label,
+          stored: `${stored.compression}, ${(Number(stored.stored_size_bytes) / MB).toFixed(2)} MB`,
+          payload_bytes: c.bytes,
+          identity_ms: p50(k("identity")),
+          gzip_decoded_ms: p50(k("gzip_decoded")),
+          gzip_raw_ms: p50(k("gzip_raw")),
+          loopback_ms: p50("loopback"),
+          identity_mb_s: rate(p50(k("identity"))),
+          gzip_decoded_mb_s: rate(p50(k("gzip_decoded"))),
+          gzip_raw_mb_s: rate(p50(k("gzip_raw"))),
+          loopback_mb_s: rate(p50("loopback")),
+          identity_vs_loopback: p50("loopback") / p50(k("identity")),
+          gzip_decoded_vs_loopback: p50("loopback") / p50(k("gzip_decoded")),
+          gzip_raw_vs_loopback: p50("loopback") / p50(k("gzip_raw")),
+        };
+        if (times[k("direct_read")]) row.direct_read_mb_s = rate(p50(k("direct_read")));
+        if (latency) {
+          row.added_p50_identity_ms = added(k("identity"));
+          row.added_p50_gzip_ms = added(k("gzip_raw"));
+        }
+        rows.push(row);
+        log(`fetch ${c.label} ${side.label}: ${JSON.stringify(row)}`);
+      }
+    } finally {
+      loopback.kill("SIGTERM");
+      await loopback.status;
+      await Deno.remove(file);
+    }
+  }
+  return rows;
+}
+
+/** CPU time and peak memory growth of each side's stack process for one 100 MB fetch, identity and gzip. */
+export async function fetchCpu(sides: FetchSide[]) {
+  const out = [];
+  for (const side of sides) {
+    const msg = await side.store(100 * MB, false);
+    const u = `${side.apiUrl}/functions/v1/message-fetch/${msg.transaction_id}`;
+    const get = (encoding: string) => () =>
+      fetch(u, { headers: { ...side.auth, "accept-encoding": encoding } }).then(drain);
+    await get("identity")(); // warm
+    const identity = await measure(side.pid, get("identity"));
+    if (identity.result.sha !== msg.checksum) throw new Error(`${side.label}: 100 MB identity fetch is not intact`);
+    const gzip = await measure(side.pid, get("gzip"));
+    out.push({
+      side: side.label,
+      identity_cpu_ms: identity.cpuMs,
+      identity_peak_growth_mb: identity.peakGrowthBytes / MB,
+      gzip_cpu_ms: gzip.cpuMs,
+      gzip_peak_growth_mb: gzip.peakGrowthBytes / MB,
+    });
+  }
+  return out;
+}
+
+/** The fetch rows as a Markdown table. */
+export function fetchTable(rows: FetchRow[]): string {
+  const f = (v: number) => v.toFixed(1);
+  const r2 = (v: number) => v.toFixed(2);
+  const multi = new Set(rows.map((r) => r.side)).size > 1;
+  const lines = rows.map((r) =>
+    `| ${r.case} |${multi ? ` ${r.side} |` : ""} ${r.stored} | ${f(r.identity_mb_s)} | ${f(r.gzip_decoded_mb_s)} | ${
+      f(r.gzip_raw_mb_s)
+    } | ${f(r.loopback_mb_s)} | ${r.direct_read_mb_s === undefined ? "" : f(r.direct_read_mb_s)} | ${
+      r2(r.identity_vs_loopback)
+    } / ${r2(r.gzip_decoded_vs_loopback)} / ${r2(r.gzip_raw_vs_loopback)} | ${
+      r.added_p50_identity_ms === undefined ? "" : `${r2(r.added_p50_identity_ms)} / ${r2(r.added_p50_gzip_ms!)}`
+    } |`
+  );
+  return [
+    `| size |${
+      multi ? " code |" : ""
+    } stored as | identity (server decodes) | gzip, decoded by fetch | gzip bytes, not decoded | loopback | direct SQL read (COPY) | ÷ loopback: identity / decoded / not decoded | added p50 ms: identity / gzip |`,
+    `| --- |${multi ? " --- |" : ""} --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...lines,
+  ].join("\n");
+}
+
+/** CPU of a 100 MB fetch per side, as a Markdown table. */
+export function fetchCpuTable(rows: Awaited<ReturnType<typeof fetchCpu>>): string {
+  const f = (v: number) => v.toFixed(0);
+  return [
+    "| code | 100 MB identity: CPU / peak growth | 100 MB gzip passed through: CPU / peak growth |",
+    "| --- | --- | --- |",
+    ...rows.map((r) =>
+      `| ${r.side} | ${f(r.identity_cpu_ms)} ms / ${f(r.identity_peak_growth_mb)} MB | ${f(r.gzip_cpu_ms)} ms / ${
+        f(r.gzip_peak_growth_mb)
+      } MB |`
+    ),
+  ].join("\n");
+}
+
+/** What the fetch table means, and the decisions the fetch figures drove (issue 17). */
+export const FETCH_NOTES =
+  `Targets (issue 17): 10 MB fetch ≥ 0.8 × loopback, identity and gzip alike; a 1 KB fetch adds ≤ 1.5 ms at p50
+over the loopback download. 1 KB is measured for latency: 100 warm-up sets, then 5 rounds of 60 interleaved sets
+(loopback, identity, gzip decoded, gzip not decoded); "added" is the median of the rounds' p50 differences. Every
+column's client hashes what it receives, as the loopback's does; the "decoded" client (plain \`fetch\`, which asks
+for gzip and decodes it) also checks the decoded bytes against the checksum. "Not decoded" (node:http) receives the
+stored gzip as it goes over the wire and checks it against its stored digest; its MB/s counts the payload size,
+not the bytes moved.`;
