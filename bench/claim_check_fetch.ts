@@ -103,8 +103,9 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /**
- * Measures every case on every side. Per repetition, in this order: the loopback download, then for each side
- * identity, gzip decoded by `fetch` (what the SDK and browsers do) and the gzip bytes as they go over the wire.
+ * Measures every case on every side. Per repetition: the loopback download, then for each side identity, gzip
+ * decoded by `fetch` (what the SDK and browsers do) and the gzip bytes as they go over the wire (every other
+ * repetition in the reverse order).
  * Every client hashes what it receives and checks it (identity and decoded against the checksum, the raw gzip
  * against the stored bytes' digest).
  */
@@ -174,7 +175,10 @@ export async function measureFetch(
       for (let r = 0; r < rounds; r++) {
         for (const k of Object.keys(run)) (times[k] ??= []).push([]);
         for (let i = 0; i < perRound; i++) {
-          for (const [k, fn] of Object.entries(run)) times[k][r].push(await timed(fn));
+          // The sides take turns at going first: the request after another stack's tends to be slower here.
+          const entries = Object.entries(run);
+          const order = i % 2 ? [entries[0], ...entries.slice(1).reverse()] : entries;
+          for (const [k, fn] of order) times[k][r].push(await timed(fn));
         }
       }
       const p50 = (k: string) => quantile(times[k].flat(), 0.5);
