@@ -1,10 +1,15 @@
 /**
- * Reads a stored payload back, chunk by chunk, as the caller (RLS decides), and verifies it on the way out: the
- * SHA-256 of the raw bytes must equal the stored checksum, or the stream fails instead of ending normally — a
- * mismatch is never served as good data. Stored gzip can be passed through as is (no decompress/recompress): its
- * bytes are verified against `stored_checksum` (the SHA-256 of the stored bytes, kept since migration
- * 20261121000500; the watcher checks once that they decode to `checksum`), or, for older messages, decompressed
- * on the side, chunk by chunk, to verify the checksum.
+ * Reads a stored payload back, chunk by chunk, as the caller (RLS decides), and verifies it on the way out: every
+ * byte served is covered by a digest checked on the way, or the stream fails instead of ending normally — a
+ * mismatch is never served as good data.
+ * - Stored as it is: the SHA-256 of the bytes must equal `checksum`.
+ * - Stored gzip, passed through as is (no decompress/recompress): its bytes are verified against `stored_checksum`
+ *   (the SHA-256 of the stored bytes, kept since migration 20261121000500), or, for older messages, decompressed on
+ *   the side, chunk by chunk, to verify the checksum.
+ * - Stored gzip, decoded: the SHA-256 of the decoded bytes must equal `checksum`; or, once the watcher has shown
+ *   that the stored bytes decode to `checksum` (`decode_proven`), the stored bytes are verified against
+ *   `stored_checksum` instead and gzip's own trailer (CRC-32 and length, checked by zlib) and the decoded length
+ *   check the decode: the same guarantee for a fifth of the hashing (bench/RESULTS.md).
  */
 import { createHash } from "node:crypto";
 import { createGunzip, gunzipSync } from "node:zlib";
@@ -26,6 +31,23 @@ export interface StoredMeta {
   payload_size_bytes?: number;
   /** `sha256:<hex>` of the stored bytes, when known. */
   stored_checksum?: string | null;
+  /**
+   * The watcher has read these stored bytes and shown that they match `stored_checksum` and decode to `checksum`
+   * (see {@link decodeProven}): decoding them can then be verified by `stored_checksum`. Never set by the watcher
+   * itself, which is that proof.
+   */
+  decode_proven?: boolean;
+}
+
+/**
+ * Whether the watcher's latest observation of a completed message proves its decode: every observation of a
+ * completed message streamed its stored bytes through both digests (watcher/inspect_payload.ts: the decoded bytes
+ * against `checksum`, the stored bytes against `stored_checksum`), and any mismatch, undecodable gzip or missing
+ * chunk was recorded as a `checksum_mismatch` finding. No observation yet (the watcher runs just after the
+ * completion), or one with that finding: not proven.
+ */
+export function decodeProven(watcher: { findings: ReadonlyArray<{ code: string }> } | null | undefined): boolean {
+  return !!watcher && !watcher.findings.some((f) => f.code === "checksum_mismatch");
 }
 
 /** Thrown (into the stream) when the bytes do not match the checksum. */
@@ -138,7 +160,7 @@ export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number
 }
 
 /**
- * The payload as `encoding`, verified against `meta.checksum` as it streams.
+ * The payload as `encoding`, verified as it streams (see the module's description for which digest covers what).
  * @param source the stored chunks (see storedChunks)
  */
 export function verifiedPayload(
@@ -150,7 +172,7 @@ export function verifiedPayload(
   if (encoding === "gzip") {
     return meta.stored_checksum ? hashedPassThrough(meta, meta.stored_checksum, source) : gzipPassThrough(meta, source);
   }
-  return gunzipped(meta, source);
+  return gunzipped(meta, source, meta.decode_proven && meta.stored_checksum ? meta.stored_checksum : undefined);
 }
 
 // Each variant passes the bytes on one piece behind and yields the last piece only once the checksum matched:
@@ -170,33 +192,51 @@ async function* hashedPassThrough(meta: StoredMeta, expected: string, source: As
   if (held) yield held;
 }
 
-async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+/**
+ * The stored gzip decoded. Verified by the SHA-256 of the decoded bytes against `checksum`, or, given
+ * `storedDigest`, by the SHA-256 of the stored bytes against it, with zlib checking gzip's trailer (CRC-32 and
+ * length of the decoded bytes) and the decoded length checked against `payload_size_bytes`.
+ */
+async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>, storedDigest?: string) {
   const hash = createHash("sha256");
+  const verify = () => {
+    if (!storedDigest) return check(meta, hash.digest("hex"));
+    check(meta, hash.digest("hex"), storedDigest);
+    if (meta.payload_size_bytes !== undefined && decoded !== meta.payload_size_bytes) {
+      const err = new ChecksumMismatchError(meta.transaction_id, meta.checksum, `${decoded} bytes decoded`);
+      console.error(err.message);
+      throw err;
+    }
+  };
+  let decoded = 0;
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
     // Small payloads (the common case): one synchronous gunzip instead of a stream; the raw size bounds the
     // memory it takes.
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
+    const gz = concatBytes(stored);
     let raw: Uint8Array;
     try {
-      raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(concatBytes(stored));
+      raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(gz);
     } catch (err) {
       throw undecodable(meta, err);
     }
-    hash.update(raw);
-    check(meta, hash.digest("hex"));
+    decoded = raw.length;
+    hash.update(storedDigest ? gz : raw);
+    verify();
     yield raw;
     return;
   }
   // zlib's own stream, emitting 256 KiB pieces: the HTTP layer takes them as they are. (Through Duplex.toWeb,
   // 16 KiB pieces and a re-blocking step, a 10 MiB payload took 23 ms here instead of 17: bench/RESULTS.md.)
   const gunzip = createGunzip({ chunkSize: OUTPUT_BLOCK });
-  const feeding = feed(gunzip, source);
+  const feeding = feed(gunzip, storedDigest ? hashed(source, hash) : source);
   let held: Uint8Array | undefined;
   try {
     for await (const out of gunzip as AsyncIterable<Uint8Array>) {
       const piece = new Uint8Array(out.buffer, out.byteOffset, out.byteLength); // zlib's Buffer as a plain view
-      hash.update(piece);
+      if (!storedDigest) hash.update(piece);
+      decoded += piece.length;
       if (held) yield held;
       held = piece;
     }
@@ -207,8 +247,16 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
     if (!gunzip.writableFinished || !gunzip.readableEnded) gunzip.destroy();
     await feeding;
   }
-  check(meta, hash.digest("hex"));
+  verify();
   if (held) yield held;
+}
+
+/** `source`, each chunk added to `hash` as it passes. */
+async function* hashed(source: AsyncIterable<Uint8Array>, hash: ReturnType<typeof createHash>) {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
 }
 
 /**

@@ -7,7 +7,13 @@ import type { Context } from "hono";
 import { BusError, notFound } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
-import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
+import {
+  ChecksumMismatchError,
+  decodeProven,
+  storedChunks,
+  type StoredMeta,
+  verifiedPayload,
+} from "../_shared/payload_read.ts";
 import { type FetchRow, markRetrieved, readMeta } from "../_shared/message/read.ts";
 import { metaBody, publicError } from "../_shared/message/meta.ts";
 import { acceptsGzip, hexToBase64 } from "../_shared/representation.ts";
@@ -36,6 +42,7 @@ export async function fetchPayload(c: Context, sql: Sql, caller: Caller, id: str
     compression: meta.compression!,
     payload_size_bytes: Number(meta.payload_size_bytes),
     stored_checksum: meta.stored_checksum,
+    decode_proven: decodeProven(meta.watcher),
   };
   const hex = stored.checksum.slice("sha256:".length);
   const gzipOut = stored.compression === "gzip" && acceptsGzip(c.req.header("accept-encoding"));
