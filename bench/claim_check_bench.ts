@@ -9,7 +9,8 @@
  * Run: npm run bench -- claim-check   (or deno run -A bench/claim_check_bench.ts)
  * Options: `--only fetch` measures the fetch part alone (and writes bench/results/claim-check-fetch.json, not
  * RESULTS.md); `--before <rev>` also starts a stack of revision `rev` (a git worktree) and measures its fetches
- * interleaved with this checkout's, request by request.
+ * interleaved with this checkout's, request by request. `--only read-path --before <rev>` runs the read path alone
+ * (payload_read.ts of both trees, in this process, on payloads stored by this checkout's stack).
  */
 import postgres from "postgres";
 import { createHash } from "node:crypto";
@@ -27,7 +28,9 @@ import {
   type FetchRow,
   type FetchSide,
   fetchTable,
+  type InMemoryPayload,
   measureFetch,
+  readPathAB,
 } from "./claim_check_fetch.ts";
 import { git, worktreeOf } from "./worktree.ts";
 
@@ -39,7 +42,9 @@ const option = (name: string) => {
   return at >= 0 ? Deno.args[at + 1] : undefined;
 };
 const ONLY = option("only");
-if (ONLY !== undefined && ONLY !== "fetch") throw new Error(`--only takes "fetch", not ${ONLY}`);
+if (ONLY !== undefined && ONLY !== "fetch" && ONLY !== "read-path") {
+  throw new Error(`--only takes "fetch" or "read-path", not ${ONLY}`);
+}
 const BEFORE = option("before");
 
 async function spawnServer(args: string[], env: Record<string, string> = {}): Promise<Deno.ChildProcess> {
@@ -82,7 +87,9 @@ const token = await mintUserToken(user, stack.jwtSecret, { expiresInSeconds: 720
 const auth = { authorization: `Bearer ${token}` };
 const rev = await git("rev-parse", "--short", "HEAD");
 const beforeTree = BEFORE ? await worktreeOf(BEFORE) : undefined;
-const beforeStack = beforeTree ? await spawnStack({ root: beforeTree.dir, log, env: stackEnv }) : undefined;
+const beforeStack = beforeTree && ONLY !== "read-path"
+  ? await spawnStack({ root: beforeTree.dir, log, env: stackEnv })
+  : undefined;
 
 const chatBody = (bytes: number, nonce: string) => ({
   messages: [{ role: "user", content: `bench ${nonce} #standin {"bytes": ${bytes}}` }],
@@ -363,7 +370,64 @@ function sideOf(label: string, on: StackProcess, onSql: postgres.Sql): FetchSide
 const loopbackServer = (port: number, file: string) =>
   spawnServer(["run", "-A", "bench/loopback_server.ts", String(port), file]);
 
-try {
+/** Payloads stored by this checkout's stack, read into memory with their meta (as message-fetch reads it). */
+async function inMemoryPayloads(): Promise<InMemoryPayload[]> {
+  const out: InMemoryPayload[] = [];
+  for (
+    const [label, size, random] of [["1 MB", MB, false], ["10 MB", 10 * MB, false], [
+      "10 MB random",
+      10 * MB,
+      true,
+    ]] as const
+  ) {
+    const msg = random ? await storeRandom(size, sql) : await invoke(size, `read-path${size}`);
+    const [m] = await sql<
+      {
+        checksum: string;
+        chunk_count: number;
+        compression: "none" | "gzip";
+        payload_size_bytes: string;
+        stored_checksum: string;
+      }[]
+    >`select checksum, chunk_count, compression, payload_size_bytes, stored_checksum from public.message_bus
+      where transaction_id = ${msg.transaction_id}::uuid`;
+    const chunks: Uint8Array[] = [];
+    for (let seq = 0; seq < m.chunk_count; seq++) {
+      chunks.push((await sql.begin((tx) => readChunk(tx, msg.transaction_id, seq)))!);
+    }
+    const meta = {
+      ...m,
+      transaction_id: msg.transaction_id,
+      payload_size_bytes: Number(m.payload_size_bytes),
+      decode_proven: true,
+    };
+    out.push({ label, meta, chunks });
+  }
+  return out;
+}
+
+/** `--only read-path`: payload_read.ts of both trees on the same payloads, in this process. */
+async function readPathOnly() {
+  if (!beforeTree) throw new Error("--only read-path needs --before <rev>");
+  const rows = await readPathAB(
+    [{ label: `before (${BEFORE})`, dir: beforeTree.dir }, { label: `after (${rev})`, dir: ROOT }],
+    await inMemoryPayloads(),
+    Number(option("reps") ?? 21),
+  );
+  const md = [
+    "| payload | encoding | code | wall p50 | CPU p50 |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.payload} | ${r.encoding} | ${r.tree} | ${ms(r.wall_ms)} | ${ms(r.cpu_ms)} |`),
+  ].join("\n");
+  await Deno.writeTextFile(
+    new URL("./results/claim-check-read-path.json", import.meta.url),
+    JSON.stringify(rows, null, 2) + "\n",
+  );
+  console.log(md);
+}
+
+/** The benchmark: invoke overhead (unless `--only fetch`), fetch rates and the 100 MB round trip. */
+async function measureAll() {
   const invokes = ONLY ? undefined : await invokeOverhead();
   const beforeSql = beforeStack && postgres(beforeStack.dbUrl, { prepare: false, max: 2, onnotice: () => {} });
   const sides = [
@@ -393,6 +457,10 @@ try {
   } finally {
     await beforeSql?.end();
   }
+}
+
+try {
+  await (ONLY === "read-path" ? readPathOnly() : measureAll());
 } finally {
   await sql.end();
   await stack.stop();

@@ -6,8 +6,9 @@
  */
 import { createHash } from "node:crypto";
 import { get as httpGet } from "node:http";
+import process from "node:process";
 import { freePort } from "../devstack/testing/stack_process.ts";
-import { measure } from "./proc.ts";
+import { cpuMs, measure } from "./proc.ts";
 import { quantile } from "./results.ts";
 
 const MB = 1024 * 1024;
@@ -58,6 +59,8 @@ export interface FetchRow {
   gzip_raw_mb_s: number;
   loopback_mb_s: number;
   direct_read_mb_s?: number;
+  /** Mean CPU time per request of the serving process: the loopback server, or the stack for each way. */
+  cpu_ms: { loopback: number; identity: number; gzip_decoded: number; gzip_raw: number };
   identity_vs_loopback: number;
   gzip_decoded_vs_loopback: number;
   gzip_raw_vs_loopback: number;
@@ -172,13 +175,25 @@ export async function measureFetch(
       if (latency) { for (let i = 0; i < 100; i++) for (const fn of Object.values(run)) await fn(); }
       else for (const fn of Object.values(run)) await fn();
       const times: Record<string, number[][]> = {};
+      // CPU time of the serving process (the stack, or the loopback server) summed over the timed requests:
+      // /proc counts in 10 ms ticks, so only the mean over many requests means something.
+      const cpu: Record<string, number> = {};
+      const pids: Record<string, number | undefined> = { loopback: loopback.pid };
+      for (const { side } of messages) {
+        for (const what of ["identity", "gzip_decoded", "gzip_raw"]) pids[`${side.label}:${what}`] = side.pid;
+      }
       for (let r = 0; r < rounds; r++) {
         for (const k of Object.keys(run)) (times[k] ??= []).push([]);
         for (let i = 0; i < perRound; i++) {
           // The sides take turns at going first: the request after another stack's tends to be slower here.
           const entries = Object.entries(run);
           const order = i % 2 ? [entries[0], ...entries.slice(1).reverse()] : entries;
-          for (const [k, fn] of order) times[k][r].push(await timed(fn));
+          for (const [k, fn] of order) {
+            const pid = pids[k];
+            const cpu0 = pid === undefined ? 0 : cpuMs(pid);
+            times[k][r].push(await timed(fn));
+            if (pid !== undefined) cpu[k] = (cpu[k] ?? 0) + cpuMs(pid) - cpu0;
+          }
         }
       }
       const p50 = (k: string) => quantile(times[k].flat(), 0.5);
@@ -200,6 +215,12 @@ export async function measureFetch(
           gzip_decoded_mb_s: rate(p50(k("gzip_decoded"))),
           gzip_raw_mb_s: rate(p50(k("gzip_raw"))),
           loopback_mb_s: rate(p50("loopback")),
+          cpu_ms: {
+            loopback: cpu.loopback / (rounds * perRound),
+            identity: cpu[k("identity")] / (rounds * perRound),
+            gzip_decoded: cpu[k("gzip_decoded")] / (rounds * perRound),
+            gzip_raw: cpu[k("gzip_raw")] / (rounds * perRound),
+          },
           identity_vs_loopback: p50("loopback") / p50(k("identity")),
           gzip_decoded_vs_loopback: p50("loopback") / p50(k("gzip_decoded")),
           gzip_raw_vs_loopback: p50("loopback") / p50(k("gzip_raw")),
@@ -261,8 +282,8 @@ export function fetchTable(rows: FetchRow[]): string {
   return [
     `| size |${
       multi ? " code |" : ""
-    } stored as | identity (server decodes) | gzip, decoded by fetch | gzip bytes, not decoded | loopback | direct SQL read (COPY) | ÷ loopback: identity / decoded / not decoded | added p50 ms: identity / gzip |`,
-    `| --- |${multi ? " --- |" : ""} --- | --- | --- | --- | --- | --- | --- | --- |`,
+    } stored as | identity (server decodes) | gzip, decoded by fetch | gzip bytes, not decoded | loopback | direct SQL read (COPY) | ÷ loopback: identity / decoded / not decoded | added p50 ms: identity / gzip | server CPU ms per request: loopback / identity / decoded / not decoded |`,
+    `| --- |${multi ? " --- |" : ""} --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
     ...lines,
   ].join("\n");
 }
@@ -290,3 +311,64 @@ column's client hashes what it receives, as the loopback's does; the "decoded" c
 for gzip and decodes it) also checks the decoded bytes against the checksum. "Not decoded" (node:http) receives the
 stored gzip as it goes over the wire and checks it against its stored digest; its MB/s counts the payload size,
 not the bytes moved.`;
+
+type ReadModule = typeof import("../supabase/functions/_shared/payload_read.ts");
+
+/** One stored payload, in memory, to run the read path on without the database or HTTP. */
+export interface InMemoryPayload {
+  label: string;
+  meta: StoredMetaLike;
+  chunks: Uint8Array[];
+}
+
+/** StoredMeta of any revision (older ones lack some fields). */
+type StoredMetaLike = Parameters<ReadModule["verifiedPayload"]>[0];
+
+/**
+ * The read path in process (verifiedPayload over chunks in memory, consumed to the end), `payload_read.ts` of each
+ * tree interleaved run by run: median wall time and CPU time (this process, µs resolution) per read. The meta says
+ * the decode is proven, as message-fetch does once the watcher has observed the message; code that does not know
+ * the field ignores it.
+ */
+export async function readPathAB(
+  trees: Array<{ label: string; dir: string }>,
+  payloads: InMemoryPayload[],
+  reps: number,
+): Promise<Array<{ tree: string; payload: string; encoding: string; wall_ms: number; cpu_ms: number }>> {
+  const modules: Array<{ label: string; mod: ReadModule }> = [];
+  for (const t of trees) {
+    modules.push({ label: t.label, mod: await import(`file://${t.dir}/supabase/functions/_shared/payload_read.ts`) });
+  }
+  const out = [];
+  for (const p of payloads) {
+    for (const encoding of ["identity", "gzip"] as const) {
+      const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
+      for (let i = 0; i < reps + 2; i++) {
+        for (const { label, mod } of i % 2 ? [...modules].reverse() : modules) {
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          let n = 0;
+          for await (const piece of mod.verifiedPayload(p.meta, ReadableStream.from(p.chunks), encoding)) {
+            n += piece.length;
+          }
+          const t = performance.now() - t0;
+          const c = process.cpuUsage(c0);
+          if (n === 0) throw new Error(`${label}: nothing read`);
+          if (i < 2) continue; // warm-up
+          (wall[label] ??= []).push(t);
+          (cpu[label] ??= []).push((c.user + c.system) / 1000);
+        }
+      }
+      for (const { label } of modules) {
+        out.push({
+          tree: label,
+          payload: p.label,
+          encoding,
+          wall_ms: quantile(wall[label], 0.5),
+          cpu_ms: quantile(cpu[label], 0.5),
+        });
+      }
+    }
+  }
+  return out;
+}
