@@ -10,7 +10,8 @@
  * Options: `--only fetch` measures the fetch part alone (and writes bench/results/claim-check-fetch.json, not
  * RESULTS.md); `--before <rev>` also starts a stack of revision `rev` (a git worktree) and measures its fetches
  * interleaved with this checkout's, request by request. `--only read-path --before <rev>` runs the read path alone
- * (payload_read.ts of both trees, in this process, on payloads stored by this checkout's stack).
+ * (payload_read.ts of both trees, in this process, on payloads stored by this checkout's stack). `--cases "1 KB,10 MB"`
+ * measures only those fetch cases.
  */
 import postgres from "postgres";
 import { createHash } from "node:crypto";
@@ -85,7 +86,7 @@ const sql = postgres(stack.dbUrl, { prepare: false, max: 2, onnotice: () => {} }
 const user = crypto.randomUUID();
 const token = await mintUserToken(user, stack.jwtSecret, { expiresInSeconds: 7200 });
 const auth = { authorization: `Bearer ${token}` };
-const rev = await git("rev-parse", "--short", "HEAD");
+const rev = `${await git("rev-parse", "--short", "HEAD")}${(await git("status", "--porcelain")) ? "+changes" : ""}`;
 const beforeTree = BEFORE ? await worktreeOf(BEFORE) : undefined;
 const beforeStack = beforeTree && ONLY !== "read-path"
   ? await spawnStack({ root: beforeTree.dir, log, env: stackEnv })
@@ -435,8 +436,10 @@ async function measureAll() {
     sideOf(beforeStack ? `after (${rev})` : rev, stack, sql),
   ];
   try {
-    const rows = await measureFetch(sides, FETCH_CASES, loopbackServer, log);
-    const cpu = await fetchCpu(sides);
+    const only = option("cases")?.split(",");
+    const cases = only ? FETCH_CASES.filter((c) => only.includes(c.label)) : FETCH_CASES;
+    const rows = await measureFetch(sides, cases, loopbackServer, log);
+    const cpu = only && !only.includes("100 MB") ? [] : await fetchCpu(sides);
     log(`100 MB fetch CPU: ${JSON.stringify(cpu)}`);
     if (!invokes) {
       const md = `## Claim-check fetch (${sides.map((s) => s.label).join(" vs ")}, ${new Date().toISOString()})\n\n${

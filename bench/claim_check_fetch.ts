@@ -277,7 +277,7 @@ export function fetchTable(rows: FetchRow[]): string {
       r2(r.identity_vs_loopback)
     } / ${r2(r.gzip_decoded_vs_loopback)} / ${r2(r.gzip_raw_vs_loopback)} | ${
       r.added_p50_identity_ms === undefined ? "" : `${r2(r.added_p50_identity_ms)} / ${r2(r.added_p50_gzip_ms!)}`
-    } |`
+    } | ${r2(r.cpu_ms.loopback)} / ${r2(r.cpu_ms.identity)} / ${r2(r.cpu_ms.gzip_decoded)} / ${r2(r.cpu_ms.gzip_raw)} |`
   );
   return [
     `| size |${
