@@ -374,13 +374,14 @@ const loopbackServer = (port: number, file: string) =>
 /** Payloads stored by this checkout's stack, read into memory with their meta (as message-fetch reads it). */
 async function inMemoryPayloads(): Promise<InMemoryPayload[]> {
   const out: InMemoryPayload[] = [];
-  for (
-    const [label, size, random] of [["1 MB", MB, false], ["10 MB", 10 * MB, false], [
-      "10 MB random",
-      10 * MB,
-      true,
-    ]] as const
-  ) {
+  const caller = { role: "authenticated" as const, sub: user, claims: { role: "authenticated", sub: user } };
+  const cases = [
+    ["1 MB", MB, false],
+    ["10 MB", 10 * MB, false],
+    ["100 MB", 100 * MB, false],
+    ["10 MB random", 10 * MB, true],
+  ] as const;
+  for (const [label, size, random] of cases) {
     const msg = random ? await storeRandom(size, sql) : await invoke(size, `read-path${size}`);
     const [m] = await sql<
       {
@@ -402,7 +403,7 @@ async function inMemoryPayloads(): Promise<InMemoryPayload[]> {
       payload_size_bytes: Number(m.payload_size_bytes),
       decode_proven: true,
     };
-    out.push({ label, meta, chunks });
+    out.push({ label, meta, chunks, db: { sql, caller } });
   }
   return out;
 }

@@ -319,6 +319,8 @@ export interface InMemoryPayload {
   label: string;
   meta: StoredMetaLike;
   chunks: Uint8Array[];
+  /** Also read it from the database (storedChunks of each tree) as this caller. */
+  db?: { sql: Parameters<ReadModule["storedChunks"]>[2]; caller: Parameters<ReadModule["storedChunks"]>[0] };
 }
 
 /** StoredMeta of any revision (older ones lack some fields). */
@@ -341,7 +343,11 @@ export async function readPathAB(
   }
   const out = [];
   for (const p of payloads) {
-    for (const encoding of ["identity", "gzip"] as const) {
+    const ways = [
+      ...(["identity", "gzip"] as const).map((encoding) => ({ encoding, fromDb: false })),
+      ...(p.db ? (["identity", "gzip"] as const).map((encoding) => ({ encoding, fromDb: true })) : []),
+    ];
+    for (const { encoding, fromDb } of ways) {
       const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
       for (let i = 0; i < reps + 2; i++) {
         for (const { label, mod } of i % 2 ? [...modules].reverse() : modules) {
@@ -363,7 +369,7 @@ export async function readPathAB(
         out.push({
           tree: label,
           payload: p.label,
-          encoding,
+          encoding: fromDb ? `${encoding}, read from the database` : encoding,
           wall_ms: quantile(wall[label], 0.5),
           cpu_ms: quantile(cpu[label], 0.5),
         });

@@ -13,9 +13,11 @@
  */
 import { createHash } from "node:crypto";
 import { createGunzip, gunzipSync } from "node:zlib";
-import { asCaller, db, type Sql, type Tx } from "./db.ts";
+import { db, type Sql, type Tx } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
+import { COPY_SIGNATURE } from "./copy_signature.ts";
+import { readChunkRange } from "./chunk_range_read.ts";
 
 /**
  * Size of the pieces a decompressed payload is streamed in: zlib fills one piece per call, so larger pieces mean
@@ -77,27 +79,44 @@ const CHUNK_TABLES: Record<ChunkSource, { table: string; key: string }> = {
   file: { table: "public.message_bus_file_chunks", key: "file_id" },
 };
 
-/** The stored chunks of a message (or file), in order, each read in its own short transaction as `caller`. */
+/**
+ * Chunks read per round trip: a run of this many (1 MiB each, stored) in one COPY, with the next run on its way
+ * while this one is sent. Reading one chunk per transaction took three round trips per MiB (BEGIN, the caller context
+ * with the COPY, COMMIT), each a wake-up of both processes (bench/RESULTS.md).
+ */
+export const CHUNKS_PER_READ = 4;
+
+/**
+ * The stored chunks of a message (or file), in order, read as `caller` in runs of `chunksPerRead`, each run in one
+ * round trip (chunk_range_read.ts).
+ */
 export async function* storedChunks(
   caller: Caller,
   meta: StoredMeta,
   sql: Sql = db(),
   source: ChunkSource = "payload",
+  chunksPerRead = CHUNKS_PER_READ,
 ): AsyncGenerator<Uint8Array> {
-  const read = async (seq: number) => {
-    const data = await asCaller(caller, (tx) => readChunk(tx, meta.transaction_id, seq, source), sql);
-    if (!data) throw new MissingChunkError(meta.transaction_id, seq);
-    return data;
+  const read = async (from: number) => {
+    const to = Math.min(meta.chunk_count, from + chunksPerRead);
+    const rows = await readChunkRange(caller, CHUNK_TABLES[source], meta.transaction_id, from, to, sql);
+    const run: Uint8Array[] = [];
+    for (let seq = from; seq < to; seq++) {
+      const data = rows.get(seq);
+      if (!data) throw new MissingChunkError(meta.transaction_id, seq);
+      run.push(data);
+    }
+    return run;
   };
-  // One chunk of read-ahead: the next chunk is on its way from the database while this one is sent, and memory
-  // stays at two chunks. A read-ahead that is never consumed (the consumer stopped) still settles; its error,
-  // if any, is logged rather than left unhandled.
-  let next: Promise<Uint8Array> | undefined = meta.chunk_count > 0 ? read(0) : undefined;
+  // One run of read-ahead: the next run is on its way from the database while this one is sent, and memory stays
+  // at two runs. A read-ahead that is never consumed (the consumer stopped) still settles; its error, if any, is
+  // logged rather than left unhandled.
+  let next: Promise<Uint8Array[]> | undefined = meta.chunk_count > 0 ? read(0) : undefined;
   try {
-    for (let seq = 0; seq < meta.chunk_count; seq++) {
-      const data: Uint8Array = await next!;
-      next = seq + 1 < meta.chunk_count ? read(seq + 1) : undefined;
-      yield data;
+    for (let from = 0; from < meta.chunk_count; from += chunksPerRead) {
+      const run: Uint8Array[] = await next!;
+      next = from + chunksPerRead < meta.chunk_count ? read(from + chunksPerRead) : undefined;
+      yield* run;
     }
   } finally {
     next?.catch((err) => console.error(`read-ahead of ${meta.transaction_id} after the consumer stopped: ${err}`));
@@ -142,8 +161,7 @@ export async function readChunk(
   return copiedBytea(concatBytes(parts), transactionId, seq);
 }
 
-/** The first bytes of every binary COPY: "PGCOPY\n\377\r\n\0". */
-export const COPY_SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
+export { COPY_SIGNATURE };
 
 /** The one bytea field of the one row (or none) of a binary COPY (PostgreSQL docs, "COPY", Binary Format). */
 export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number): Uint8Array | undefined {
@@ -162,13 +180,16 @@ export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number
   return new Uint8Array(copy.buffer, copy.byteOffset + at, length); // a plain Uint8Array view, not a Buffer
 }
 
+/** Stored chunks in order: streamed from the database, or in hand (a chunk that came with the metadata). */
+export type Chunks = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
 /**
  * The payload as `encoding`, verified as it streams (see the module's description for which digest covers what).
  * @param source the stored chunks (see storedChunks)
  */
 export function verifiedPayload(
   meta: StoredMeta,
-  source: AsyncIterable<Uint8Array>,
+  source: Chunks,
   encoding: "identity" | "gzip",
 ): AsyncGenerator<Uint8Array> {
   if (meta.compression === "none") return hashedPassThrough(meta, meta.checksum, source);
@@ -183,7 +204,7 @@ export function verifiedPayload(
 // (were the last piece already sent, the response would look complete).
 
 /** The stored bytes as they are, verified against `expected` (the checksum, or the stored bytes' own). */
-async function* hashedPassThrough(meta: StoredMeta, expected: string, source: AsyncIterable<Uint8Array>) {
+async function* hashedPassThrough(meta: StoredMeta, expected: string, source: Chunks) {
   const hash = createHash("sha256");
   let held: Uint8Array | undefined;
   for await (const chunk of source) {
@@ -200,7 +221,7 @@ async function* hashedPassThrough(meta: StoredMeta, expected: string, source: As
  * `storedDigest`, by the SHA-256 of the stored bytes against it, with zlib checking gzip's trailer (CRC-32 and
  * length of the decoded bytes) and the decoded length checked against `payload_size_bytes`.
  */
-async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>, storedDigest?: string) {
+async function* gunzipped(meta: StoredMeta, source: Chunks, storedDigest?: string) {
   const hash = createHash("sha256");
   const verify = () => {
     if (!storedDigest) return check(meta, hash.digest("hex"));
@@ -258,7 +279,7 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>, s
 }
 
 /** `source`, each chunk added to `hash` as it passes. */
-async function* hashed(source: AsyncIterable<Uint8Array>, hash: ReturnType<typeof createHash>) {
+async function* hashed(source: Chunks, hash: ReturnType<typeof createHash>) {
   for await (const chunk of source) {
     hash.update(chunk);
     yield chunk;
@@ -270,7 +291,7 @@ async function* hashed(source: AsyncIterable<Uint8Array>, hash: ReturnType<typeo
  * error, so the reader of the gunzip fails with it; a gunzip destroyed by its reader stops the feeding.
  * Settles without rejecting: every error reaches the reader through the gunzip.
  */
-async function feed(gunzip: ReturnType<typeof createGunzip>, source: AsyncIterable<Uint8Array>): Promise<void> {
+async function feed(gunzip: ReturnType<typeof createGunzip>, source: Chunks): Promise<void> {
   try {
     for await (const chunk of source) {
       if (gunzip.destroyed) return;
@@ -306,7 +327,7 @@ function undecodable(meta: StoredMeta, err: unknown): unknown {
   return mismatch;
 }
 
-async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+async function* gzipPassThrough(meta: StoredMeta, source: Chunks) {
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
