@@ -15,14 +15,20 @@ export interface FetchRow extends MetaRow {
 const MARK_RETRIEVED = `case when m.status = 'completed'
   then (select bus.mark_retrieved(m.transaction_id)::text || ${COMMIT_WITHOUT_FLUSH_WAIT}) end`;
 
+/**
+ * The largest stored payload read with the metadata: a query result carries bytea as hex text, which Postgres
+ * encodes at ~4 ms per MiB here, so a larger chunk goes by binary COPY (one more round trip) instead.
+ */
+const ONLY_CHUNK_MAX_BYTES = 64 * 1024;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * One message's metadata, or undefined when it does not exist or is not the caller's: one statement as the caller
  * (RLS), in one round trip (asCallerInOneTrip: the ID goes in as a literal, checked to be a UUID first).
  * `markRetrieved` counts a retrieval of a completed message in the same statement; `withChunk` also reads the
- * payload when it is a single chunk (most tool responses), so a fetch needs no second transaction. The row shows
- * the retrieval count from before this retrieval.
+ * payload when it is a single chunk of at most 64 KiB stored (most tool responses), so such a fetch needs no second
+ * round trip. The row shows the retrieval count from before this retrieval.
  * @throws Error when `id` is not a UUID (the door checks it before).
  */
 export async function readMeta(
@@ -40,7 +46,7 @@ export async function readMeta(
        ${
       opts.withChunk
         ? `(select c.data from public.message_bus_chunks c where c.transaction_id = m.transaction_id and c.seq = 0
-              and m.status = 'completed' and m.chunk_count = 1)`
+              and m.status = 'completed' and m.chunk_count = 1 and m.stored_size_bytes <= ${ONLY_CHUNK_MAX_BYTES})`
         : "null::bytea"
     } as only_chunk
      from public.message_bus_meta m where transaction_id = '${id}'::uuid`,
