@@ -353,6 +353,14 @@ function sideOf(label: string, on: StackProcess, onSql: postgres.Sql): FetchSide
         where transaction_id = ${id}::uuid`;
       return row;
     },
+    async observed(id) {
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+        const [o] = await onSql`select 1 from public.message_bus_observations where transaction_id = ${id}::uuid`;
+        if (o) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`the watcher did not observe ${id} within 120 s`);
+    },
     // The stored chunks read as the functions read them (binary COPY, one chunk per transaction), no HTTP.
     async directRead(id) {
       const [m] = await onSql<{ chunk_count: number; stored_size_bytes: string }[]>`

@@ -23,6 +23,12 @@ export interface FetchSide {
   store(size: number, random: boolean): Promise<{ transaction_id: string; checksum: string }>;
   /** compression, stored_size_bytes, stored_checksum and chunk_count of a message. */
   stored(id: string): Promise<{ compression: string; stored_size_bytes: number; stored_checksum: string }>;
+  /**
+   * Resolves once the watcher has observed the message: its work (reading and hashing the whole payload) would
+   * otherwise share the cores with the first measurements, and fetch verifies decoded gzip by the stored digest only
+   * after that observation (payload_read.ts decodeProven).
+   */
+  observed(id: string): Promise<void>;
   /** Reads a message's stored chunks the way the functions do, without HTTP (measured on the first side only). */
   directRead?(id: string): Promise<void>;
 }
@@ -125,6 +131,7 @@ export async function measureFetch(
       const msg = await side.store(c.bytes, c.random);
       messages.push({ side, msg, stored: await side.stored(msg.transaction_id) });
     }
+    for (const { side, msg } of messages) await side.observed(msg.transaction_id);
     const url = (side: FetchSide, id: string) => `${side.apiUrl}/functions/v1/message-fetch/${id}`;
     const latency = c.bytes <= 64 * 1024;
     const first = messages[0];
@@ -247,6 +254,7 @@ export async function fetchCpu(sides: FetchSide[]) {
   const out = [];
   for (const side of sides) {
     const msg = await side.store(100 * MB, false);
+    await side.observed(msg.transaction_id);
     const u = `${side.apiUrl}/functions/v1/message-fetch/${msg.transaction_id}`;
     const get = (encoding: string) => () =>
       fetch(u, { headers: { ...side.auth, "accept-encoding": encoding } }).then(drain);
