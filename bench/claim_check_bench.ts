@@ -47,6 +47,9 @@ if (ONLY !== undefined && ONLY !== "fetch" && ONLY !== "read-path") {
   throw new Error(`--only takes "fetch" or "read-path", not ${ONLY}`);
 }
 const BEFORE = option("before");
+/** The 1-minute load average (/proc/loadavg): this machine is shared, and the figures move with it. */
+const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+const LOAD_AT_START = loadAverage();
 
 async function spawnServer(args: string[], env: Record<string, string> = {}): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, env, stdout: "piped", stderr: "inherit" }).spawn();
@@ -217,7 +220,10 @@ function fullMarkdown(
   const f = (v: number) => v.toFixed(1);
   const md = `## Claim-check core (issue 3)
 
-Run ${new Date().toISOString()} on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores.
+Run ${
+    new Date().toISOString()
+  } on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, load average
+${LOAD_AT_START} at the start and ${loadAverage()} at the end (other work on the machine counts).
 Stack, stand-in provider and loopback server in separate processes; Postgres with fsync on. Everything — Postgres,
 the stack (gateway, all four functions, pg_net and Realtime stand-ins), the stand-in provider and this client —
 shares these cores.
@@ -451,9 +457,9 @@ async function measureAll() {
     const cpu = only && !only.includes("100 MB") ? [] : await fetchCpu(sides);
     log(`100 MB fetch CPU: ${JSON.stringify(cpu)}`);
     if (!invokes) {
-      const md = `## Claim-check fetch (${sides.map((s) => s.label).join(" vs ")}, ${new Date().toISOString()})\n\n${
-        fetchTable(rows)
-      }\n\n${fetchCpuTable(cpu)}\n`;
+      const md = `## Claim-check fetch (${sides.map((s) => s.label).join(" vs ")}, ${
+        new Date().toISOString()
+      }, load average ${LOAD_AT_START} → ${loadAverage()})\n\n${fetchTable(rows)}\n\n${fetchCpuTable(cpu)}\n`;
       await Deno.writeTextFile(
         new URL("./results/claim-check-fetch.json", import.meta.url),
         JSON.stringify({ sides: sides.map((s) => s.label), rows, cpu }, null, 2) + "\n",

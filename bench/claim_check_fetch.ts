@@ -318,7 +318,74 @@ over the loopback download. 1 KB is measured for latency: 100 warm-up sets, then
 column's client hashes what it receives, as the loopback's does; the "decoded" client (plain \`fetch\`, which asks
 for gzip and decodes it) also checks the decoded bytes against the checksum. "Not decoded" (node:http) receives the
 stored gzip as it goes over the wire and checks it against its stored digest; its MB/s counts the payload size,
-not the bytes moved.`;
+not the bytes moved. Server CPU: the serving process's CPU time (/proc, 10 ms ticks) summed over the timed
+requests, per request. Each case is measured once the watcher has observed its message.
+
+#### Fetch decisions (issue 17, 2026-11-26; this machine's 2 cores shared with other workers, load average 2-12)
+
+Each change was measured before/after in one run, interleaved request by request: \`--only fetch --before <rev>\`
+(a stack of each revision, the sides alternating at going first) or \`--only read-path --before <rev>\`
+(payload_read.ts of both trees in this process, CPU time at µs resolution).
+
+- Decoded gzip verified by the stored digest (\`decode_proven\`): hashing the 2.8 MB stored instead of the 10 MB
+  decoded. 10 MB identity read in process 28.2 → 22.3 ms CPU, 1 MB 3.34 → 2.82 ms. Used only once the watcher has
+  observed the message without a \`checksum_mismatch\` (payload_read.ts \`decodeProven\`): every observation of a
+  completed message streamed its stored bytes through both digests (watcher/inspect_payload.ts, called for every
+  completion by watcher/observe.ts), so the stored bytes that match \`stored_checksum\` are shown to decode to
+  \`checksum\`; zlib checks gzip's CRC-32 and length on every decode, and the decoded length must equal
+  \`payload_size_bytes\`. Before the observation (the watcher runs just after the completion) the decoded bytes are
+  hashed as before; the watcher itself always hashes them.
+- gunzip in 1 MiB pieces (was 256 KiB), and a payload of one chunk decoded into one buffer of its known size (zlib's
+  16 KiB pieces were joined, a copy more): 1 MB identity 2.67 → 2.37 ms CPU, 10 MB 22.5 → 21.9 ms.
+- The metadata read in one round trip: the caller context and the statement as one simple-protocol query, which
+  Postgres runs as one transaction (db.ts \`asCallerInOneTrip\`; the ID a checked UUID literal) instead of BEGIN,
+  context + statement, COMMIT: 4.6 → 1.9 ms per read on the loaded machine; 1 KB added p50 7.24 / 6.50 → 3.86 /
+  4.28 ms (identity / gzip).
+- JWT verification: a CPU profile of 3000 1 KB fetches put 1.35 s in jose's \`verifySignature\` (WebCrypto key import
+  and HMAC, ~0.2 ms per token, twice per request: the gateway's \`verify_jwt\` and the function). The key is now
+  imported once and verified tokens are kept (keyed by the whole token; \`exp\`/\`nbf\` checked on every hit;
+  _shared/jwt_verify.ts, used by both): stack CPU per 1 KB fetch 1.70 / 1.63 / 2.13 → 1.53 / 0.97 / 1.57 ms,
+  added p50 3.39 / 3.76 → 3.11 / 2.63 ms.
+- Stored chunks read four per round trip (chunk_range_read.ts: the caller context and \`COPY (select seq, data …)\`
+  as one query, the rows handed on as views of what postgres.js received instead of joined copies; was one chunk
+  per transaction of three round trips): no CPU change in process (100 MB passed through from the database 22.2
+  → 22.1 ms), but end to end 10 MB gzip not decoded 218 → 410 MB/s, 100 MB 464 → 651, 10 MB raw identity
+  154 → 194, 100 MB identity 179 → 209: each round trip is a wake-up of both processes, slow on shared cores.
+  Memory: two runs of 4 MiB in flight; peak growth of a 100 MB identity fetch 3 → 13-29 MB (target ≤ 64).
+- A single chunk comes with the metadata only up to 64 KiB stored (Postgres hex-encodes bytea in a query result,
+  ~4 ms per MiB), larger ones by binary COPY; a chunk in hand is served without a ReadableStream and a small verified
+  body as its bytes instead of a Blob stream: 1 MB identity 80 → 98 MB/s, gzip not decoded 117 → 204 MB/s.
+- Tried and not used: \`DecompressionStream\` (34 ms CPU per 10 MiB against 21 for zlib's stream).
+- Three consecutive runs of the final code (\`--only fetch\`, load average 8 → 16, 15 → 11, 11 → 10): 10 MB
+  identity 0.53 / 0.30 / 0.33 × loopback, gzip not decoded 1.86 / 0.96 / 1.39, decoded by fetch 0.23 / 0.13 / 0.18;
+  1 KB added p50 5.43 / 5.18 / 2.39 ms (identity), 4.94 / 5.08 / 2.59 ms (gzip); stack CPU per 10 MB identity
+  fetch 39 / 46 / 42 ms against the loopback server's 7 / 9 / 9 ms. The targets are not met on this machine.
+- Whole session, one interleaved run (before = the code at the start of it): 1 KB added p50 4.45 / 4.36 → 2.95 /
+  2.99 ms and stack CPU 2.07 → 1.17 ms per fetch; 10 MB identity 0.50 → 0.76 × loopback (stack CPU 59 → 33 ms per
+  fetch), gzip not decoded 1.36 → 1.96; 100 MB identity 0.40 → 0.56, CPU 540 → 350 ms; 10 MB raw 0.35 → 0.57.
+
+#### What stands between the figures and the targets
+
+- 10 MB identity (0.6-0.8 × loopback here): the function's one thread. Per 10 MB fetch the stack spends ~30-33 ms
+  CPU: gunzip ~20 ms (zlib inflate at ~500 MB/s; nothing in the Edge runtime decodes faster here), hashing the 2.8
+  MB stored 2.5 ms, sending 10 MB ~7 ms (the loopback server's own CPU for the same download: 7-10 ms), receiving
+  the COPY ~3 ms. The client hashes the 10 MB on the other core in parallel, so a fetch takes at least the stack's
+  ~33 ms where the loopback download takes ~20-30 ms (it varies with the load). Reaching 0.8 reliably means taking
+  the decode off that thread: measured on a scratch table, 10 MiB of this text stored raw in 1 MiB rows with
+  \`compression lz4\` (4.1 MB in TOAST, against 3.7 MB for gzip level 1) is read by COPY and hashed in 15-23 ms
+  of client CPU (wall 30-46 ms), where the gzip rows read, hashed as stored and gunzipped take 30 ms (wall 47-50):
+  Postgres's backend decompresses on the other core. gzip clients would then get identity, or need the gzip kept
+  too. That is a storage-format migration, not made here.
+- gzip, decoded by \`fetch\` (0.3-0.4): the client's own gunzip and hash on its one thread; the server sends the
+  stored gzip bytes at 1.6-2 × the loopback rate of the payload (the "not decoded" column).
+- 1 KB added p50 (~2.4-3.0 ms here): Postgres. The one statement costs 0.33-0.85 ms of planning (no prepared
+  statements through the transaction pooler) and 0.6-1.3 ms of execution, of which \`bus.mark_retrieved\` takes
+  0.45-1.0 ms (a SQL function with its own search_path, so not inlined and re-planned on every call, and it makes
+  the read a write transaction); without it the statement executes in 0.12-0.14 ms (EXPLAIN ANALYZE, as the
+  caller). The stack's own CPU is ~1.1 ms per 1 KB fetch (gateway stand-in ~0.3, the function ~0.4, one
+  postgres.js socket write ~0.2-0.3 on this VM). What it would take: a PL/pgSQL \`bus.fetch_meta\` that keeps its
+  plans (as bus.watch_target did for the watcher: 0.36 → 0.15 ms) and counts the retrieval without a second
+  planned statement — a migration.`;
 
 type ReadModule = typeof import("../supabase/functions/_shared/payload_read.ts");
 
