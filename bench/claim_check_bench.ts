@@ -1,26 +1,55 @@
 /**
  * Claim-check benchmark (issue 3, item 7). In one run, side by side:
  * - invoke overhead: a 1 KB sync invoke through the gateway vs a direct call to the same stand-in provider;
- * - fetch rate at 1, 10 and 100 MB: message-fetch vs a plain loopback HTTP download of the same bytes vs a
- *   direct SQL read of the stored chunks;
+ * - fetch rate at 1 KB, 1, 10 and 100 MB, identity and gzip: message-fetch vs a plain loopback HTTP download of the
+ *   same bytes vs a direct SQL read of the stored chunks (claim_check_fetch.ts);
  * - CPU time and peak memory growth of the stack process for a 100 MB invoke and a 100 MB fetch.
  * The stack, the stand-in provider and the loopback server each run in their own process.
  *
  * Run: npm run bench -- claim-check   (or deno run -A bench/claim_check_bench.ts)
+ * Options: `--only fetch` measures the fetch part alone (and writes bench/results/claim-check-fetch.json, not
+ * RESULTS.md); `--before <rev>` also starts a stack of revision `rev` (a git worktree) and measures its fetches
+ * interleaved with this checkout's, request by request. `--only read-path --before <rev>` runs the read path alone
+ * (payload_read.ts of both trees, in this process, on payloads stored by this checkout's stack). `--cases "1 KB,10 MB"`
+ * measures only those fetch cases.
  */
 import postgres from "postgres";
 import { createHash } from "node:crypto";
-import { get as httpGet } from "node:http";
-import { freePort, spawnStack } from "../devstack/testing/stack_process.ts";
+import { freePort, spawnStack, type StackProcess } from "../devstack/testing/stack_process.ts";
 import { mintUserToken } from "../devstack/keys.ts";
 import { measure } from "./proc.ts";
 import { readChunk } from "../supabase/functions/_shared/payload_read.ts";
 import { storePayload } from "../supabase/functions/_shared/payload_store.ts";
 import { ms, quantile, writeResults } from "./results.ts";
+import {
+  FETCH_CASES,
+  FETCH_NOTES,
+  fetchCpu,
+  fetchCpuTable,
+  type FetchRow,
+  type FetchSide,
+  fetchTable,
+  type InMemoryPayload,
+  measureFetch,
+  readPathAB,
+} from "./claim_check_fetch.ts";
+import { git, worktreeOf } from "./worktree.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MB = 1024 * 1024;
 const log = (m: string) => console.error(`[bench] ${m}`);
+const option = (name: string) => {
+  const at = Deno.args.indexOf(`--${name}`);
+  return at >= 0 ? Deno.args[at + 1] : undefined;
+};
+const ONLY = option("only");
+if (ONLY !== undefined && ONLY !== "fetch" && ONLY !== "read-path") {
+  throw new Error(`--only takes "fetch" or "read-path", not ${ONLY}`);
+}
+const BEFORE = option("before");
+/** The 1-minute load average (/proc/loadavg): this machine is shared, and the figures move with it. */
+const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+const LOAD_AT_START = loadAverage();
 
 async function spawnServer(args: string[], env: Record<string, string> = {}): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, env, stdout: "piped", stderr: "inherit" }).spawn();
@@ -49,44 +78,29 @@ async function drain(res: Response): Promise<{ bytes: number; sha: string }> {
   return { bytes, sha: hash.digest("hex") };
 }
 
-/** GET with node:http, which (unlike fetch) does not decode gzip: the bytes as they go over the wire. */
-function drainRaw(url: string, headers: Record<string, string>): Promise<{ bytes: number; sha: string }> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, { headers }, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
-      const hash = createHash("sha256");
-      let bytes = 0;
-      res.on("data", (chunk: Uint8Array) => {
-        bytes += chunk.length;
-        hash.update(chunk);
-      });
-      res.on("end", () => resolve({ bytes, sha: hash.digest("hex") }));
-      res.on("error", reject);
-    }).on("error", reject);
-  });
-}
-
 const standinPort = freePort();
 const standin = await spawnServer(["run", "-A", "devstack/provider/server.ts"], {
   PROVIDER_STANDIN_PORT: String(standinPort),
 });
 const standinUrl = `http://127.0.0.1:${standinPort}/v1`;
-const stack = await spawnStack({
-  root: ROOT,
-  log,
-  env: { KIMI_API_KEY: "bench-key", KIMI_BASE_URL: standinUrl, DEVSTACK_PG_FAST: "0" },
-});
+const stackEnv = { KIMI_API_KEY: "bench-key", KIMI_BASE_URL: standinUrl, DEVSTACK_PG_FAST: "0" };
+const stack = await spawnStack({ root: ROOT, log, env: stackEnv });
 const sql = postgres(stack.dbUrl, { prepare: false, max: 2, onnotice: () => {} });
 const user = crypto.randomUUID();
 const token = await mintUserToken(user, stack.jwtSecret, { expiresInSeconds: 7200 });
 const auth = { authorization: `Bearer ${token}` };
+const rev = `${await git("rev-parse", "--short", "HEAD")}${(await git("status", "--porcelain")) ? "+changes" : ""}`;
+const beforeTree = BEFORE ? await worktreeOf(BEFORE) : undefined;
+const beforeStack = beforeTree && ONLY !== "read-path"
+  ? await spawnStack({ root: beforeTree.dir, log, env: stackEnv })
+  : undefined;
 
 const chatBody = (bytes: number, nonce: string) => ({
   messages: [{ role: "user", content: `bench ${nonce} #standin {"bytes": ${bytes}}` }],
 });
 
-async function invoke(bytes: number, nonce: string) {
-  const res = await fetch(`${stack.apiUrl}/functions/v1/tool-invoke`, {
+async function invoke(bytes: number, nonce: string, on: StackProcess = stack) {
+  const res = await fetch(`${on.apiUrl}/functions/v1/tool-invoke`, {
     method: "POST",
     headers: { ...auth, "content-type": "application/json" },
     body: JSON.stringify({ tool: "chat", provider: "kimi", model: "bench-model", input: chatBody(bytes, nonce) }),
@@ -100,7 +114,10 @@ async function invoke(bytes: number, nonce: string) {
  * Stores `size` random bytes (incompressible, so stored as they are) as a completed message of the bench user,
  * through the same storePayload and bus functions tool-invoke uses.
  */
-async function storeRandom(size: number): Promise<{ transaction_id: string; checksum: string }> {
+async function storeRandom(
+  size: number,
+  sql: postgres.Sql,
+): Promise<{ transaction_id: string; checksum: string }> {
   const random = (async function* () {
     for (let left = size; left > 0; left -= 65_536) {
       yield crypto.getRandomValues(new Uint8Array(Math.min(65_536, left)));
@@ -125,7 +142,8 @@ async function direct(bytes: number, nonce: string) {
   return await drain(res);
 }
 
-try {
+/** The 1 KB invoke overhead (steady state) and the same without the watcher. */
+async function invokeOverhead() {
   // --- invoke overhead (1 KB) ---
   // Steady state, as gateway benchmarks measure it: V8 compiles the hot paths of the stack and the stand-in during
   // the first few hundred requests (on the same cores), so those are warm-up, not overhead. Then rounds of
@@ -177,124 +195,35 @@ try {
   }
   log(`invoke overhead: ${JSON.stringify(overhead)}; watcher off: ${JSON.stringify(withoutWatcher)}`);
 
-  // --- fetch rates ---
-  const rates: Array<Record<string, number | string>> = [];
-  let big: { transaction_id: string } | undefined;
-  // The stand-in's answers are text, which gzip shrinks; the last row is 10 MB of random bytes, stored as they are.
-  const cases = [
-    { sizeMb: 1, raw: false },
-    { sizeMb: 10, raw: false },
-    { sizeMb: 100, raw: false },
-    { sizeMb: 10, raw: true },
-  ];
-  for (const { sizeMb, raw } of cases) {
-    const msg = raw ? await storeRandom(sizeMb * MB) : await invoke(sizeMb * MB, `fetch${sizeMb}`);
-    if (sizeMb === 100) big = msg;
-    const url = `${stack.apiUrl}/functions/v1/message-fetch/${msg.transaction_id}`;
-    const file = await Deno.makeTempFile();
-    const loopbackPort = freePort();
-    const res = await fetch(url, { headers: auth });
-    const bodyBytes = new Uint8Array(await res.arrayBuffer());
-    await Deno.writeFile(file, bodyBytes);
-    const loopback = await spawnServer(["run", "-A", "bench/loopback_server.ts", String(loopbackPort), file]);
-    const reps = sizeMb === 100 ? 3 : sizeMb === 10 ? 7 : 15;
-    const [stored] =
-      await sql`select compression, stored_size_bytes, stored_checksum, chunk_count from public.message_bus
-                               where transaction_id = ${msg.transaction_id}::uuid`;
-    const t = {
-      fetch: [] as number[],
-      fetchGzip: [] as number[],
-      fetchGzipRaw: [] as number[],
-      loopback: [] as number[],
-      sql: [] as number[],
-    };
-    for (let r = 0; r < reps; r++) {
-      t.fetch.push(
-        await timed(async () => {
-          const d = await drain(await fetch(url, { headers: { ...auth, "accept-encoding": "identity" } }));
-          if (`sha256:${d.sha}` !== msg.checksum) throw new Error("fetched bytes do not match the checksum");
-        }),
-      );
-      // What the SDK and browsers get: fetch asks for gzip and decodes it; the decoded bytes are verified.
-      t.fetchGzip.push(
-        await timed(async () => {
-          const d = await drain(await fetch(url, { headers: auth }));
-          if (`sha256:${d.sha}` !== msg.checksum) throw new Error("decoded bytes do not match the checksum");
-        }),
-      );
-      // The stored gzip bytes as they go over the wire, not decoded (verified against their own digest).
-      t.fetchGzipRaw.push(
-        await timed(async () => {
-          const d = await drainRaw(url, { ...auth, "accept-encoding": "gzip" });
-          if (`sha256:${d.sha}` !== stored.stored_checksum) throw new Error("gzip bytes do not match their digest");
-        }),
-      );
-      t.loopback.push(await timed(() => fetch(`http://127.0.0.1:${loopbackPort}/`).then(drain)));
-      // The stored chunks read as the functions read them (binary COPY, one chunk per transaction), no HTTP.
-      t.sql.push(
-        await timed(async () => {
-          let n = 0;
-          for (let seq = 0; seq < stored.chunk_count; seq++) {
-            const data = await sql.begin((tx) => readChunk(tx, msg.transaction_id, seq));
-            if (!data) throw new Error(`chunk ${seq} is missing`);
-            n += data.length;
-          }
-          if (n !== Number(stored.stored_size_bytes)) throw new Error(`read ${n} of ${stored.stored_size_bytes} bytes`);
-        }),
-      );
-    }
-    loopback.kill("SIGTERM");
-    await loopback.status;
-    await Deno.remove(file);
-    const rate = (xs: number[]) => (sizeMb * MB) / MB / (quantile(xs, 0.5) / 1000);
-    rates.push({
-      size_mb: sizeMb,
-      stored: `${stored.compression}, ${(Number(stored.stored_size_bytes) / MB).toFixed(2)} MB`,
-      fetch_mb_s: rate(t.fetch),
-      fetch_gzip_mb_s: rate(t.fetchGzip),
-      fetch_gzip_raw_mb_s: rate(t.fetchGzipRaw),
-      loopback_mb_s: rate(t.loopback),
-      sql_mb_s: rate(t.sql),
-      fetch_vs_loopback: quantile(t.loopback, 0.5) / quantile(t.fetch, 0.5),
-      fetch_gzip_vs_loopback: quantile(t.loopback, 0.5) / quantile(t.fetchGzip, 0.5),
-      fetch_gzip_raw_vs_loopback: quantile(t.loopback, 0.5) / quantile(t.fetchGzipRaw, 0.5),
-    });
-    log(`fetch ${sizeMb} MB: ${JSON.stringify(rates.at(-1))}`);
-  }
+  return { overhead, withoutWatcher: withoutWatcher! };
+}
 
-  // --- CPU and memory of a 100 MB round trip (stack process only) ---
+/** The 100 MB round trip (stack process only): the invoke, then the fetches of claim_check_fetch.ts. */
+async function roundTripOf(fetches: Awaited<ReturnType<typeof fetchCpu>>[number]) {
   const invoke100 = await measure(stack.pid, () => invoke(100 * MB, "cpu"));
-  const fetch100 = await measure(stack.pid, async () => {
-    const d = await drain(
-      await fetch(`${stack.apiUrl}/functions/v1/message-fetch/${invoke100.result.transaction_id}`, {
-        headers: { ...auth, "accept-encoding": "identity" },
-      }),
-    );
-    if (`sha256:${d.sha}` !== invoke100.result.checksum) throw new Error("100 MB round trip is not intact");
-    return d.bytes;
-  });
-  const fetch100gz = await measure(
-    stack.pid,
-    () =>
-      fetch(`${stack.apiUrl}/functions/v1/message-fetch/${big!.transaction_id}`, {
-        headers: { ...auth, "accept-encoding": "gzip" },
-      }).then(drain),
-  );
-  const roundTrip = {
+  return {
     intact: true,
     invoke_cpu_ms: invoke100.cpuMs,
     invoke_peak_growth_mb: invoke100.peakGrowthBytes / MB,
-    fetch_identity_cpu_ms: fetch100.cpuMs,
-    fetch_identity_peak_growth_mb: fetch100.peakGrowthBytes / MB,
-    fetch_gzip_cpu_ms: fetch100gz.cpuMs,
-    fetch_gzip_peak_growth_mb: fetch100gz.peakGrowthBytes / MB,
+    fetch_identity_cpu_ms: fetches.identity_cpu_ms,
+    fetch_identity_peak_growth_mb: fetches.identity_peak_growth_mb,
+    fetch_gzip_cpu_ms: fetches.gzip_cpu_ms,
+    fetch_gzip_peak_growth_mb: fetches.gzip_peak_growth_mb,
   };
-  log(`100 MB round trip: ${JSON.stringify(roundTrip)}`);
+}
 
+function fullMarkdown(
+  { overhead, withoutWatcher }: Awaited<ReturnType<typeof invokeOverhead>>,
+  rows: FetchRow[],
+  roundTrip: Awaited<ReturnType<typeof roundTripOf>>,
+): string {
   const f = (v: number) => v.toFixed(1);
   const md = `## Claim-check core (issue 3)
 
-Run ${new Date().toISOString()} on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores.
+Run ${
+    new Date().toISOString()
+  } on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, load average
+${LOAD_AT_START} at the start and ${loadAverage()} at the end (other work on the machine counts).
 Stack, stand-in provider and loopback server in separate processes; Postgres with fsync on. Everything — Postgres,
 the stack (gateway, all four functions, pg_net and Realtime stand-ins), the stand-in provider and this client —
 shares these cores.
@@ -320,22 +249,9 @@ competes with the next one for the same cores; hosted, it runs in Postgres and i
 
 ### Fetch rate (median of repeated downloads, MB/s of payload)
 
-| size | stored as | identity (server decodes) | gzip, decoded by fetch (SDK, browsers) | gzip bytes, not decoded | loopback HTTP | direct SQL read (COPY) | ÷ loopback: identity / decoded / not decoded |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-${
-    rates.map((r) =>
-      `| ${r.size_mb} MB | ${r.stored} | ${f(r.fetch_mb_s as number)} | ${f(r.fetch_gzip_mb_s as number)} | ${
-        f(r.fetch_gzip_raw_mb_s as number)
-      } | ${f(r.loopback_mb_s as number)} | ${f(r.sql_mb_s as number)} | ${
-        (r.fetch_vs_loopback as number).toFixed(2)
-      } / ${(r.fetch_gzip_vs_loopback as number).toFixed(2)} / ${(r.fetch_gzip_raw_vs_loopback as number).toFixed(2)} |`
-    ).join("\n")
-  }
+${fetchTable(rows)}
 
-Target: 10 MB fetch ≥ 0.7 × loopback. Every column's client hashes what it receives, as the loopback's does; the
-"decoded" client (plain \`fetch\`, which asks for gzip and decodes it) also checks the decoded bytes against the
-checksum. "Not decoded" (node:http) receives the stored gzip as it goes over the wire and checks it against its
-stored digest; its MB/s counts the payload size, not the bytes moved.
+${FETCH_NOTES}
 
 ### 100 MB round trip (stack process: gateway + functions)
 
@@ -426,12 +342,152 @@ growth ≤ 64 MB.
   µs of client CPU and ~90 µs of wall time per query in a microbenchmark, but the added p50 did not move in 2 × 2
   alternating runs), and the pg_net stand-in in a process of its own (no change in 2 × 2 runs).
 `;
-  await writeResults("claim-check", md, { overhead, withoutWatcher, rates, roundTrip });
+  return md;
+}
+
+/** A stack measured by claim_check_fetch.ts. */
+function sideOf(label: string, on: StackProcess, onSql: postgres.Sql): FetchSide {
+  return {
+    label,
+    apiUrl: on.apiUrl,
+    pid: on.pid,
+    auth,
+    store: (size, random) => random ? storeRandom(size, onSql) : invoke(size, `fetch${size}-${label}`, on),
+    async stored(id) {
+      const [row] = await onSql<{ compression: string; stored_size_bytes: number; stored_checksum: string }[]>`
+        select compression, stored_size_bytes, stored_checksum from public.message_bus
+        where transaction_id = ${id}::uuid`;
+      return row;
+    },
+    async observed(id) {
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+        const [o] = await onSql`select 1 from public.message_bus_observations where transaction_id = ${id}::uuid`;
+        if (o) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`the watcher did not observe ${id} within 120 s`);
+    },
+    // The stored chunks read as the functions read them (binary COPY, one chunk per transaction), no HTTP.
+    async directRead(id) {
+      const [m] = await onSql<{ chunk_count: number; stored_size_bytes: string }[]>`
+        select chunk_count, stored_size_bytes from public.message_bus where transaction_id = ${id}::uuid`;
+      let n = 0;
+      for (let seq = 0; seq < m.chunk_count; seq++) {
+        const data = await onSql.begin((tx) => readChunk(tx, id, seq));
+        if (!data) throw new Error(`chunk ${seq} is missing`);
+        n += data.length;
+      }
+      if (n !== Number(m.stored_size_bytes)) throw new Error(`read ${n} of ${m.stored_size_bytes} bytes`);
+    },
+  };
+}
+
+const loopbackServer = (port: number, file: string) =>
+  spawnServer(["run", "-A", "bench/loopback_server.ts", String(port), file]);
+
+/** Payloads stored by this checkout's stack, read into memory with their meta (as message-fetch reads it). */
+async function inMemoryPayloads(): Promise<InMemoryPayload[]> {
+  const out: InMemoryPayload[] = [];
+  const caller = { role: "authenticated" as const, sub: user, claims: { role: "authenticated", sub: user } };
+  const cases = [
+    ["1 MB", MB, false],
+    ["10 MB", 10 * MB, false],
+    ["100 MB", 100 * MB, false],
+    ["10 MB random", 10 * MB, true],
+  ] as const;
+  for (const [label, size, random] of cases) {
+    const msg = random ? await storeRandom(size, sql) : await invoke(size, `read-path${size}`);
+    const [m] = await sql<
+      {
+        checksum: string;
+        chunk_count: number;
+        compression: "none" | "gzip";
+        payload_size_bytes: string;
+        stored_checksum: string;
+      }[]
+    >`select checksum, chunk_count, compression, payload_size_bytes, stored_checksum from public.message_bus
+      where transaction_id = ${msg.transaction_id}::uuid`;
+    const chunks: Uint8Array[] = [];
+    for (let seq = 0; seq < m.chunk_count; seq++) {
+      chunks.push((await sql.begin((tx) => readChunk(tx, msg.transaction_id, seq)))!);
+    }
+    const meta = {
+      ...m,
+      transaction_id: msg.transaction_id,
+      payload_size_bytes: Number(m.payload_size_bytes),
+      decode_proven: true,
+    };
+    out.push({ label, meta, chunks, db: { sql, caller } });
+  }
+  return out;
+}
+
+/** `--only read-path`: payload_read.ts of both trees on the same payloads, in this process. */
+async function readPathOnly() {
+  if (!beforeTree) throw new Error("--only read-path needs --before <rev>");
+  const rows = await readPathAB(
+    [{ label: `before (${BEFORE})`, dir: beforeTree.dir }, { label: `after (${rev})`, dir: ROOT }],
+    await inMemoryPayloads(),
+    Number(option("reps") ?? 21),
+  );
+  const md = [
+    "| payload | encoding | code | wall p50 | CPU p50 |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.payload} | ${r.encoding} | ${r.tree} | ${ms(r.wall_ms)} | ${ms(r.cpu_ms)} |`),
+  ].join("\n");
+  await Deno.writeTextFile(
+    new URL("./results/claim-check-read-path.json", import.meta.url),
+    JSON.stringify(rows, null, 2) + "\n",
+  );
   console.log(md);
+}
+
+/** The benchmark: invoke overhead (unless `--only fetch`), fetch rates and the 100 MB round trip. */
+async function measureAll() {
+  const invokes = ONLY ? undefined : await invokeOverhead();
+  const beforeSql = beforeStack && postgres(beforeStack.dbUrl, { prepare: false, max: 2, onnotice: () => {} });
+  const sides = [
+    ...(beforeStack ? [sideOf(`before (${BEFORE})`, beforeStack, beforeSql!)] : []),
+    sideOf(beforeStack ? `after (${rev})` : rev, stack, sql),
+  ];
+  try {
+    const only = option("cases")?.split(",");
+    const cases = only ? FETCH_CASES.filter((c) => only.includes(c.label)) : FETCH_CASES;
+    const rows = await measureFetch(sides, cases, loopbackServer, log);
+    const cpu = only && !only.includes("100 MB") ? [] : await fetchCpu(sides);
+    log(`100 MB fetch CPU: ${JSON.stringify(cpu)}`);
+    if (!invokes) {
+      const md = `## Claim-check fetch (${sides.map((s) => s.label).join(" vs ")}, ${
+        new Date().toISOString()
+      }, load average ${LOAD_AT_START} → ${loadAverage()})\n\n${fetchTable(rows)}\n\n${fetchCpuTable(cpu)}\n`;
+      await Deno.writeTextFile(
+        new URL("./results/claim-check-fetch.json", import.meta.url),
+        JSON.stringify({ sides: sides.map((s) => s.label), rows, cpu }, null, 2) + "\n",
+      );
+      console.log(md);
+    } else {
+      const roundTrip = await roundTripOf(cpu.at(-1)!);
+      log(`100 MB round trip: ${JSON.stringify(roundTrip)}`);
+      const md = fullMarkdown(invokes, rows, roundTrip);
+      await writeResults("claim-check", md, { ...invokes, fetch: rows, roundTrip });
+      console.log(md);
+    }
+  } finally {
+    await beforeSql?.end();
+  }
+}
+
+try {
+  await (ONLY === "read-path" ? readPathOnly() : measureAll());
 } finally {
   await sql.end();
   await stack.stop();
   await stack.cleanup();
+  if (beforeStack) {
+    await beforeStack.stop();
+    await beforeStack.cleanup();
+  }
+  await beforeTree?.remove();
   standin.kill("SIGTERM");
   await standin.status;
 }

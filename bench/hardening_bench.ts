@@ -13,27 +13,13 @@ import { freePort, spawnStack, type StackProcess } from "../devstack/testing/sta
 import { mintUserToken } from "../devstack/keys.ts";
 import { rssBytes } from "./proc.ts";
 import { ms, quantile, writeResults } from "./results.ts";
+import { git, worktreeOf } from "./worktree.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const MB = 1024 * 1024;
 const log = (m: string) => console.error(`[bench] ${m}`);
 const argAt = Deno.args.indexOf("--before");
 const BEFORE = argAt >= 0 ? Deno.args[argAt + 1] : "7ffe674";
-
-async function git(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-/** A worktree of `rev` with this checkout's node_modules. */
-async function worktreeOf(rev: string): Promise<{ dir: string; remove(): Promise<void> }> {
-  const dir = await Deno.makeTempDir({ prefix: "bench-before-" });
-  await Deno.remove(dir);
-  await git("worktree", "add", "--detach", dir, rev);
-  await Deno.symlink(`${ROOT}/node_modules`, `${dir}/node_modules`);
-  return { dir, remove: () => git("worktree", "remove", "--force", dir).then(() => {}) };
-}
 
 function chatBody(content: string) {
   return JSON.stringify({ tool: "chat", model: "bench-model", input: { messages: [{ role: "user", content }] } });

@@ -5,7 +5,7 @@
  *   (§1.9 step 4, §1.10; CONTRACT.md §2). A token without `exp` is refused as on hosted Supabase (issue #11; the
  *   reference documents the same rule for Realtime, §3.4); jose alone would accept it, so the claim is required.
  */
-import { jwtVerify } from "jose";
+import { verifyJwt } from "../../supabase/functions/_shared/jwt_verify.ts";
 import type { StackKeys } from "../keys.ts";
 
 export const MISSING_AUTH = { code: 401, message: "Missing authorization header" };
@@ -34,7 +34,8 @@ export async function verifyBearer(
   const match = /^Bearer\s+(\S+)$/i.exec(auth);
   if (!match) return INVALID_JWT;
   try {
-    await jwtVerify(match[1], jwtSecret, { algorithms: ["HS256"], requiredClaims: ["exp"] });
+    // The functions' verification (its caches: the key imported once, verified tokens kept until their exp).
+    await verifyJwt(match[1], jwtSecret);
     return null;
   } catch (err) {
     if (err instanceof Error && "code" in err && String((err as { code: unknown }).code).startsWith("ERR_J")) {

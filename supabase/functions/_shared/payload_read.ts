@@ -1,19 +1,29 @@
 /**
- * Reads a stored payload back, chunk by chunk, as the caller (RLS decides), and verifies it on the way out: the
- * SHA-256 of the raw bytes must equal the stored checksum, or the stream fails instead of ending normally — a
- * mismatch is never served as good data. Stored gzip can be passed through as is (no decompress/recompress): its
- * bytes are verified against `stored_checksum` (the SHA-256 of the stored bytes, kept since migration
- * 20261121000500; the watcher checks once that they decode to `checksum`), or, for older messages, decompressed
- * on the side, chunk by chunk, to verify the checksum.
+ * Reads a stored payload back, chunk by chunk, as the caller (RLS decides), and verifies it on the way out: every
+ * byte served is covered by a digest checked on the way, or the stream fails instead of ending normally — a
+ * mismatch is never served as good data.
+ * - Stored as it is: the SHA-256 of the bytes must equal `checksum`.
+ * - Stored gzip, passed through as is (no decompress/recompress): its bytes are verified against `stored_checksum`
+ *   (the SHA-256 of the stored bytes, kept since migration 20261121000500), or, for older messages, decompressed on
+ *   the side, chunk by chunk, to verify the checksum.
+ * - Stored gzip, decoded: the SHA-256 of the decoded bytes must equal `checksum`; or, once the watcher has shown
+ *   that the stored bytes decode to `checksum` (`decode_proven`), the stored bytes are verified against
+ *   `stored_checksum` instead and gzip's own trailer (CRC-32 and length, checked by zlib) and the decoded length
+ *   check the decode: the same guarantee for a fifth of the hashing (bench/RESULTS.md).
  */
 import { createHash } from "node:crypto";
 import { createGunzip, gunzipSync } from "node:zlib";
-import { asCaller, db, type Sql, type Tx } from "./db.ts";
+import { db, type Sql, type Tx } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
+import { COPY_SIGNATURE } from "./copy_signature.ts";
+import { readChunkRange } from "./chunk_range_read.ts";
 
-/** Size of the pieces a decompressed payload is streamed in. */
-const OUTPUT_BLOCK = 256 * 1024;
+/**
+ * Size of the pieces a decompressed payload is streamed in: zlib fills one piece per call, so larger pieces mean
+ * fewer calls (10 MiB decoded in 1 MiB pieces took less CPU than in 256 KiB ones, bench/RESULTS.md).
+ */
+const OUTPUT_BLOCK = 1024 * 1024;
 /** Raw size up to which a stored gzip payload is decompressed in one call. */
 const SYNC_GUNZIP_LIMIT = 1024 * 1024;
 
@@ -26,6 +36,23 @@ export interface StoredMeta {
   payload_size_bytes?: number;
   /** `sha256:<hex>` of the stored bytes, when known. */
   stored_checksum?: string | null;
+  /**
+   * The watcher has read these stored bytes and shown that they match `stored_checksum` and decode to `checksum`
+   * (see {@link decodeProven}): decoding them can then be verified by `stored_checksum`. Never set by the watcher
+   * itself, which is that proof.
+   */
+  decode_proven?: boolean;
+}
+
+/**
+ * Whether the watcher's latest observation of a completed message proves its decode: every observation of a
+ * completed message streamed its stored bytes through both digests (watcher/inspect_payload.ts: the decoded bytes
+ * against `checksum`, the stored bytes against `stored_checksum`), and any mismatch, undecodable gzip or missing
+ * chunk was recorded as a `checksum_mismatch` finding. No observation yet (the watcher runs just after the
+ * completion), or one with that finding: not proven.
+ */
+export function decodeProven(watcher: { findings: ReadonlyArray<{ code: string }> } | null | undefined): boolean {
+  return !!watcher && !watcher.findings.some((f) => f.code === "checksum_mismatch");
 }
 
 /** Thrown (into the stream) when the bytes do not match the checksum. */
@@ -52,27 +79,44 @@ const CHUNK_TABLES: Record<ChunkSource, { table: string; key: string }> = {
   file: { table: "public.message_bus_file_chunks", key: "file_id" },
 };
 
-/** The stored chunks of a message (or file), in order, each read in its own short transaction as `caller`. */
+/**
+ * Chunks read per round trip: a run of this many (1 MiB each, stored) in one COPY, with the next run on its way
+ * while this one is sent. Reading one chunk per transaction took three round trips per MiB (BEGIN, the caller context
+ * with the COPY, COMMIT), each a wake-up of both processes (bench/RESULTS.md).
+ */
+export const CHUNKS_PER_READ = 4;
+
+/**
+ * The stored chunks of a message (or file), in order, read as `caller` in runs of `chunksPerRead`, each run in one
+ * round trip (chunk_range_read.ts).
+ */
 export async function* storedChunks(
   caller: Caller,
   meta: StoredMeta,
   sql: Sql = db(),
   source: ChunkSource = "payload",
+  chunksPerRead = CHUNKS_PER_READ,
 ): AsyncGenerator<Uint8Array> {
-  const read = async (seq: number) => {
-    const data = await asCaller(caller, (tx) => readChunk(tx, meta.transaction_id, seq, source), sql);
-    if (!data) throw new MissingChunkError(meta.transaction_id, seq);
-    return data;
+  const read = async (from: number) => {
+    const to = Math.min(meta.chunk_count, from + chunksPerRead);
+    const rows = await readChunkRange(caller, CHUNK_TABLES[source], meta.transaction_id, from, to, sql);
+    const run: Uint8Array[] = [];
+    for (let seq = from; seq < to; seq++) {
+      const data = rows.get(seq);
+      if (!data) throw new MissingChunkError(meta.transaction_id, seq);
+      run.push(data);
+    }
+    return run;
   };
-  // One chunk of read-ahead: the next chunk is on its way from the database while this one is sent, and memory
-  // stays at two chunks. A read-ahead that is never consumed (the consumer stopped) still settles; its error,
-  // if any, is logged rather than left unhandled.
-  let next: Promise<Uint8Array> | undefined = meta.chunk_count > 0 ? read(0) : undefined;
+  // One run of read-ahead: the next run is on its way from the database while this one is sent, and memory stays
+  // at two runs. A read-ahead that is never consumed (the consumer stopped) still settles; its error, if any, is
+  // logged rather than left unhandled.
+  let next: Promise<Uint8Array[]> | undefined = meta.chunk_count > 0 ? read(0) : undefined;
   try {
-    for (let seq = 0; seq < meta.chunk_count; seq++) {
-      const data: Uint8Array = await next!;
-      next = seq + 1 < meta.chunk_count ? read(seq + 1) : undefined;
-      yield data;
+    for (let from = 0; from < meta.chunk_count; from += chunksPerRead) {
+      const run: Uint8Array[] = await next!;
+      next = from + chunksPerRead < meta.chunk_count ? read(from + chunksPerRead) : undefined;
+      yield* run;
     }
   } finally {
     next?.catch((err) => console.error(`read-ahead of ${meta.transaction_id} after the consumer stopped: ${err}`));
@@ -117,8 +161,7 @@ export async function readChunk(
   return copiedBytea(concatBytes(parts), transactionId, seq);
 }
 
-/** The first bytes of every binary COPY: "PGCOPY\n\377\r\n\0". */
-export const COPY_SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
+export { COPY_SIGNATURE };
 
 /** The one bytea field of the one row (or none) of a binary COPY (PostgreSQL docs, "COPY", Binary Format). */
 export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number): Uint8Array | undefined {
@@ -137,20 +180,23 @@ export function copiedBytea(copy: Uint8Array, transactionId: string, seq: number
   return new Uint8Array(copy.buffer, copy.byteOffset + at, length); // a plain Uint8Array view, not a Buffer
 }
 
+/** Stored chunks in order: streamed from the database, or in hand (a chunk that came with the metadata). */
+export type Chunks = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
 /**
- * The payload as `encoding`, verified against `meta.checksum` as it streams.
+ * The payload as `encoding`, verified as it streams (see the module's description for which digest covers what).
  * @param source the stored chunks (see storedChunks)
  */
 export function verifiedPayload(
   meta: StoredMeta,
-  source: AsyncIterable<Uint8Array>,
+  source: Chunks,
   encoding: "identity" | "gzip",
 ): AsyncGenerator<Uint8Array> {
   if (meta.compression === "none") return hashedPassThrough(meta, meta.checksum, source);
   if (encoding === "gzip") {
     return meta.stored_checksum ? hashedPassThrough(meta, meta.stored_checksum, source) : gzipPassThrough(meta, source);
   }
-  return gunzipped(meta, source);
+  return gunzipped(meta, source, meta.decode_proven && meta.stored_checksum ? meta.stored_checksum : undefined);
 }
 
 // Each variant passes the bytes on one piece behind and yields the last piece only once the checksum matched:
@@ -158,7 +204,7 @@ export function verifiedPayload(
 // (were the last piece already sent, the response would look complete).
 
 /** The stored bytes as they are, verified against `expected` (the checksum, or the stored bytes' own). */
-async function* hashedPassThrough(meta: StoredMeta, expected: string, source: AsyncIterable<Uint8Array>) {
+async function* hashedPassThrough(meta: StoredMeta, expected: string, source: Chunks) {
   const hash = createHash("sha256");
   let held: Uint8Array | undefined;
   for await (const chunk of source) {
@@ -170,33 +216,54 @@ async function* hashedPassThrough(meta: StoredMeta, expected: string, source: As
   if (held) yield held;
 }
 
-async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+/**
+ * The stored gzip decoded. Verified by the SHA-256 of the decoded bytes against `checksum`, or, given
+ * `storedDigest`, by the SHA-256 of the stored bytes against it, with zlib checking gzip's trailer (CRC-32 and
+ * length of the decoded bytes) and the decoded length checked against `payload_size_bytes`.
+ */
+async function* gunzipped(meta: StoredMeta, source: Chunks, storedDigest?: string) {
   const hash = createHash("sha256");
+  const verify = () => {
+    if (!storedDigest) return check(meta, hash.digest("hex"));
+    check(meta, hash.digest("hex"), storedDigest);
+    if (meta.payload_size_bytes !== undefined && decoded !== meta.payload_size_bytes) {
+      const err = new ChecksumMismatchError(meta.transaction_id, meta.checksum, `${decoded} bytes decoded`);
+      console.error(err.message);
+      throw err;
+    }
+  };
+  let decoded = 0;
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
     // Small payloads (the common case): one synchronous gunzip instead of a stream; the raw size bounds the
     // memory it takes.
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);
+    const gz = concatBytes(stored);
     let raw: Uint8Array;
     try {
-      raw = stored.length === 0 ? new Uint8Array(0) : gunzipSync(concatBytes(stored));
+      // Output in one piece of the known raw size: zlib's default 16 KiB pieces are joined at the end, a copy more.
+      raw = stored.length === 0
+        ? new Uint8Array(0)
+        : gunzipSync(gz, { chunkSize: Math.max(1024, meta.payload_size_bytes) });
     } catch (err) {
       throw undecodable(meta, err);
     }
-    hash.update(raw);
-    check(meta, hash.digest("hex"));
+    decoded = raw.length;
+    hash.update(storedDigest ? gz : raw);
+    verify();
     yield raw;
     return;
   }
-  // zlib's own stream, emitting 256 KiB pieces: the HTTP layer takes them as they are. (Through Duplex.toWeb,
+  // zlib's own stream, emitting OUTPUT_BLOCK pieces: the HTTP layer takes them as they are. (Through Duplex.toWeb,
   // 16 KiB pieces and a re-blocking step, a 10 MiB payload took 23 ms here instead of 17: bench/RESULTS.md.)
   const gunzip = createGunzip({ chunkSize: OUTPUT_BLOCK });
-  const feeding = feed(gunzip, source);
+  const feeding = feed(gunzip, storedDigest ? hashed(source, hash) : source);
   let held: Uint8Array | undefined;
   try {
     for await (const out of gunzip as AsyncIterable<Uint8Array>) {
       const piece = new Uint8Array(out.buffer, out.byteOffset, out.byteLength); // zlib's Buffer as a plain view
-      hash.update(piece);
+      if (!storedDigest) hash.update(piece);
+      decoded += piece.length;
       if (held) yield held;
       held = piece;
     }
@@ -207,8 +274,16 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
     if (!gunzip.writableFinished || !gunzip.readableEnded) gunzip.destroy();
     await feeding;
   }
-  check(meta, hash.digest("hex"));
+  verify();
   if (held) yield held;
+}
+
+/** `source`, each chunk added to `hash` as it passes. */
+async function* hashed(source: Chunks, hash: ReturnType<typeof createHash>) {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
 }
 
 /**
@@ -216,7 +291,7 @@ async function* gunzipped(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
  * error, so the reader of the gunzip fails with it; a gunzip destroyed by its reader stops the feeding.
  * Settles without rejecting: every error reaches the reader through the gunzip.
  */
-async function feed(gunzip: ReturnType<typeof createGunzip>, source: AsyncIterable<Uint8Array>): Promise<void> {
+async function feed(gunzip: ReturnType<typeof createGunzip>, source: Chunks): Promise<void> {
   try {
     for await (const chunk of source) {
       if (gunzip.destroyed) return;
@@ -252,7 +327,7 @@ function undecodable(meta: StoredMeta, err: unknown): unknown {
   return mismatch;
 }
 
-async function* gzipPassThrough(meta: StoredMeta, source: AsyncIterable<Uint8Array>) {
+async function* gzipPassThrough(meta: StoredMeta, source: Chunks) {
   if (meta.payload_size_bytes !== undefined && meta.payload_size_bytes <= SYNC_GUNZIP_LIMIT) {
     const stored: Uint8Array[] = [];
     for await (const chunk of source) stored.push(chunk);

@@ -14,6 +14,7 @@ import {
   ChecksumMismatchError,
   copiedBytea,
   COPY_SIGNATURE,
+  decodeProven,
   MissingChunkError,
   readChunk,
   storedChunks,
@@ -64,7 +65,17 @@ interface Stored {
   owner: string;
   meta: StoredMeta;
   storedBytes: Uint8Array;
+  storedChecksum: string;
+  payloadSize: number;
 }
+
+/** `s.meta` as message-fetch sees it once the watcher has proven the decode (its stored digest and raw size too). */
+const proven = (s: Stored): StoredMeta => ({
+  ...s.meta,
+  stored_checksum: s.storedChecksum,
+  payload_size_bytes: s.payloadSize,
+  decode_proven: true,
+});
 
 /** Stores `input` for a new owner and commits it as a completed message. */
 async function storeCommitted(sql: Sql, input: Uint8Array): Promise<Stored> {
@@ -81,6 +92,8 @@ async function storeCommitted(sql: Sql, input: Uint8Array): Promise<Stored> {
       owner,
       meta: { transaction_id: id, checksum: s.checksum, chunk_count: s.chunkCount, compression: s.compression },
       storedBytes: concatBytes(rows.map((r) => new Uint8Array(r.data))),
+      storedChecksum: s.storedChecksum,
+      payloadSize: s.payloadSize,
     };
   }, sql);
 }
@@ -200,6 +213,84 @@ Deno.test("payload_read: corrupted gzip bytes fail the stream (identity and pass
       await assert.rejects(read(sql, s, encoding), ChecksumMismatchError, `${encoding}: undecodable gzip`);
     }
   }, { must: [MISMATCH("undecodable gzip \\(Z_DATA_ERROR\\)")], may: IN_FLIGHT });
+});
+
+Deno.test("decodeProven(): only an observation without a checksum_mismatch finding proves the decode", () => {
+  assert.equal(decodeProven(null), false, "not observed yet");
+  assert.equal(decodeProven(undefined), false);
+  assert.equal(decodeProven({ findings: [] }), true);
+  assert.equal(decodeProven({ findings: [{ code: "truncated" }, { code: "partial_analysis" }] }), true);
+  assert.equal(decodeProven({ findings: [{ code: "partial_analysis" }, { code: "checksum_mismatch" }] }), false);
+});
+
+Deno.test("payload_read: once the decode is proven, gzip decodes to the same bytes, verified by the stored digest", async () => {
+  await withMessages(async (sql, store) => {
+    // One chunk (decoded in one call) and several (streamed through zlib).
+    for (const input of [compressibleText(20_000), compressibleText(6 * MiB)]) {
+      const s = await store(input);
+      assert.equal(s.meta.compression, "gzip");
+      const identity = await read(sql, s, "identity", proven(s));
+      assert.deepEqual(identity, input);
+      assert.deepEqual(await read(sql, s, "gzip", proven(s)), s.storedBytes);
+    }
+  });
+});
+
+Deno.test("payload_read: once the decode is proven, a changed stored byte that gzip cannot see still fails", async () => {
+  await withMessages(async (sql, store) => {
+    for (const input of [compressibleText(20_000), compressibleText(6 * MiB)]) {
+      const s = await store(input);
+      // Byte 4 of a gzip stream is part of its MTIME: zlib ignores it, so the bytes still decode to the payload,
+      // and only the digest of the stored bytes shows that they are not the bytes stored.
+      await sql`update public.message_bus_chunks set data = set_byte(data, 4, (get_byte(data, 4) + 1) % 256)
+                where transaction_id = ${s.meta.transaction_id}::uuid and seq = 0`;
+      const received: Uint8Array[] = [];
+      const error = await (async () => {
+        for await (const p of verifiedPayload(proven(s), storedChunks(userCaller(s.owner), s.meta, sql), "identity")) {
+          received.push(p);
+        }
+      })().then(() => assert.fail("the stream must not end normally"), (err: unknown) => err);
+      assert.ok(error instanceof ChecksumMismatchError, `ChecksumMismatchError, got ${error}`);
+      assert.equal(error.expected, s.storedChecksum, "verified against the stored bytes' digest");
+      assert.match(error.actual, /^sha256:[0-9a-f]{64}$/);
+      assert.notEqual(error.actual, error.expected);
+      const passedOn = received.reduce((n, p) => n + p.length, 0);
+      assert.ok(passedOn < input.length, `the last piece is held back (${passedOn} of ${input.length})`);
+      if (s.meta.chunk_count > 1) assert.ok(passedOn > 0, "a long payload streams before the end is verified");
+      // Without the proof, the decoded bytes are hashed instead: they are the payload, so they are served.
+      assert.deepEqual(await read(sql, s, "identity"), input);
+    }
+  }, { must: [MISMATCH("sha256:[0-9a-f]{64}")], may: IN_FLIGHT });
+});
+
+Deno.test("payload_read: once the decode is proven, undecodable gzip, a wrong digest or a wrong size fail", async () => {
+  await withMessages(async (sql, store) => {
+    for (const input of [compressibleText(50_000), compressibleText(5 * MiB)]) {
+      const s = await store(input);
+      const what = `${input.length} bytes`;
+      await assert.rejects(
+        read(sql, s, "identity", { ...proven(s), stored_checksum: `sha256:${"0".repeat(64)}` }),
+        (err) => err instanceof ChecksumMismatchError && err.expected === `sha256:${"0".repeat(64)}`,
+        `wrong stored digest, ${what}`,
+      );
+      await assert.rejects(
+        read(sql, s, "identity", { ...proven(s), payload_size_bytes: input.length + 1 }),
+        (err) => err instanceof ChecksumMismatchError && err.actual === `${input.length} bytes decoded`,
+        `wrong size, ${what}`,
+      );
+      // The deflate data broken in the middle of chunk 0: zlib refuses it.
+      await sql`update public.message_bus_chunks set data = overlay(data placing '\\xffffffffffffffff'::bytea from 5000)
+                where transaction_id = ${s.meta.transaction_id}::uuid and seq = 0`;
+      await assert.rejects(read(sql, s, "identity", proven(s)), ChecksumMismatchError, `undecodable, ${what}`);
+    }
+  }, {
+    must: [
+      MISMATCH("sha256:[0-9a-f]{64}"),
+      MISMATCH("\\d+ bytes decoded"),
+      MISMATCH("undecodable gzip \\(Z_DATA_ERROR\\)"),
+    ],
+    may: IN_FLIGHT,
+  });
 });
 
 Deno.test("payload_read: a chunk missing in the middle of gzip fails the decoded stream with that error", async () => {

@@ -1,6 +1,6 @@
 /** Pieces of message-fetch's answers shared by the payload and the completion routes. */
 import { BusError } from "../_shared/errors.ts";
-import type { ChecksumMismatchError, StoredMeta } from "../_shared/payload_read.ts";
+import { type ChecksumMismatchError, decodeProven, type StoredMeta } from "../_shared/payload_read.ts";
 import type { FetchRow } from "../_shared/message/read.ts";
 import { metaBody } from "../_shared/message/meta.ts";
 
@@ -13,6 +13,7 @@ export function storedMeta(meta: FetchRow): StoredMeta {
     compression: meta.compression!,
     payload_size_bytes: Number(meta.payload_size_bytes),
     stored_checksum: meta.stored_checksum,
+    decode_proven: decodeProven(meta.watcher),
   };
 }
 

@@ -95,7 +95,7 @@ async function serveStored(
   if (gzipOut) headers.set("content-encoding", "gzip");
 
   // A payload of one chunk came with the metadata (one transaction per fetch); larger ones stream chunk by chunk.
-  const chunks = meta.only_chunk ? ReadableStream.from([meta.only_chunk]) : storedChunks(caller, stored, sql);
+  const chunks = meta.only_chunk ? [meta.only_chunk] : storedChunks(caller, stored, sql);
   const body = verifiedPayload(stored, chunks, gzipOut ? "gzip" : "identity");
   if (stored.chunk_count <= 1) {
     // Small payloads are verified before the status line goes out, so a mismatch is a clean error response.
@@ -106,7 +106,10 @@ async function serveStored(
       if (err instanceof ChecksumMismatchError) throw integrityError(err);
       throw err;
     }
-    return new Response(new Blob(parts as BlobPart[]).stream(), { status: 200, headers });
+    return new Response(parts.length === 1 ? parts[0] as Uint8Array<ArrayBuffer> : new Blob(parts as BlobPart[]), {
+      status: 200,
+      headers,
+    });
   }
   // Larger payloads stream; a mismatch found at the end aborts the stream, so the client sees a transfer error
   // (the body is shorter than Content-Length) instead of a complete response.

@@ -78,7 +78,8 @@ export async function readVerified(
     })()
     : source;
   try {
-    for await (const chunk of verifiedPayload(meta, stored, "identity")) {
+    // Never `decode_proven`: this read is the proof (the decoded bytes are hashed against the checksum).
+    for await (const chunk of verifiedPayload({ ...meta, decode_proven: false }, stored, "identity")) {
       bytesRead += chunk.length;
       onChunk(chunk);
     }

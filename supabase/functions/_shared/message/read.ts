@@ -2,7 +2,7 @@
  * Message metadata as callers see it (CONTRACT.md §5), read through `message_bus_meta` with the caller's RLS: what
  * message-fetch and the MCP server read before they read a payload.
  */
-import { asCaller, COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../db.ts";
+import { asCaller, asCallerInOneTrip, COMMIT_WITHOUT_FLUSH_WAIT, type Sql } from "../db.ts";
 import type { Caller } from "../auth.ts";
 import { META_COLUMNS, type MetaRow } from "./row.ts";
 
@@ -16,10 +16,20 @@ const MARK_RETRIEVED = `case when m.status = 'completed'
   then (select bus.mark_retrieved(m.transaction_id)::text || ${COMMIT_WITHOUT_FLUSH_WAIT}) end`;
 
 /**
- * One message's metadata, or undefined when it does not exist or is not the caller's: one statement in a
- * transaction as the caller (RLS). `markRetrieved` counts a retrieval of a completed message in the same statement;
- * `withChunk` also reads the payload when it is a single chunk (most tool responses), so a fetch needs no second
- * transaction. The row shows the retrieval count from before this retrieval.
+ * The largest stored payload read with the metadata: a query result carries bytea as hex text, which Postgres
+ * encodes at ~4 ms per MiB here, so a larger chunk goes by binary COPY (one more round trip) instead.
+ */
+const ONLY_CHUNK_MAX_BYTES = 64 * 1024;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * One message's metadata, or undefined when it does not exist or is not the caller's: one statement as the caller
+ * (RLS), in one round trip (asCallerInOneTrip: the ID goes in as a literal, checked to be a UUID first).
+ * `markRetrieved` counts a retrieval of a completed message in the same statement; `withChunk` also reads the
+ * payload when it is a single chunk of at most 64 KiB stored (most tool responses), so such a fetch needs no second
+ * round trip. The row shows the retrieval count from before this retrieval.
+ * @throws Error when `id` is not a UUID (the door checks it before).
  */
 export async function readMeta(
   sql: Sql,
@@ -27,22 +37,22 @@ export async function readMeta(
   id: string,
   opts: { markRetrieved?: boolean; withChunk?: boolean } = {},
 ): Promise<FetchRow | undefined> {
+  if (!UUID.test(id)) throw new Error(`not a transaction ID: ${JSON.stringify(id)}`);
   const mark = opts.markRetrieved === true;
-  return await asCaller(caller, async (tx) => {
-    const [row] = await tx.unsafe<FetchRow[]>(
-      `select ${META_COLUMNS},
-         ${mark ? MARK_RETRIEVED : "null"} as marked,
-         ${
-        opts.withChunk
-          ? `(select c.data from public.message_bus_chunks c where c.transaction_id = m.transaction_id and c.seq = 0
-                and m.status = 'completed' and m.chunk_count = 1)`
-          : "null::bytea"
-      } as only_chunk
-       from public.message_bus_meta m where transaction_id = $1::uuid`,
-      [id],
-    );
-    return row;
-  }, sql);
+  const [row] = await asCallerInOneTrip<FetchRow>(
+    caller,
+    `select ${META_COLUMNS},
+       ${mark ? MARK_RETRIEVED : "null"} as marked,
+       ${
+      opts.withChunk
+        ? `(select c.data from public.message_bus_chunks c where c.transaction_id = m.transaction_id and c.seq = 0
+              and m.status = 'completed' and m.chunk_count = 1 and m.stored_size_bytes <= ${ONLY_CHUNK_MAX_BYTES})`
+        : "null::bytea"
+    } as only_chunk
+     from public.message_bus_meta m where transaction_id = '${id}'::uuid`,
+    sql,
+  );
+  return row;
 }
 
 /** Counts one retrieval of a completed message by the caller (a conditional request that got the bytes). */

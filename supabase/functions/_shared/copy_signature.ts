@@ -1,0 +1,2 @@
+/** The first bytes of every binary COPY: "PGCOPY\n\377\r\n\0" (PostgreSQL docs, "COPY", Binary Format). */
+export const COPY_SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00];
