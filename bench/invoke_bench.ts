@@ -1,0 +1,336 @@
+/**
+ * The invoke path (issue 17), in one run and side by side:
+ * - the floor: a loopback HTTP round trip, and the same round trip with one durable 1 KB commit (bench/floor_server.ts);
+ * - the direct provider call (the stand-in provider, in a process of its own);
+ * - the bus: a 1 KB sync tool-invoke through the gateway, with every feature on (rate limit counted, a concurrency
+ *   limit and a fallback on the provider, the watcher, Realtime broadcasts, the ops triggers and folds);
+ *   with `--before <rev>`, also the stack of that revision (a git worktree), both stacks running at once;
+ * - added p50/p99 over the direct call, from interleaved rounds (order rotating within each round);
+ * - throughput: 20 clients in closed loops for `--seconds` (default 30) against each path, with CPU time per
+ *   request of every process (stack, Postgres, stand-in, floor server, this client), errors, and how long the
+ *   watcher took to observe every message after the load ended.
+ *
+ * Run: npm run bench -- invoke [--before <rev>] [--seconds 30] [--statements]
+ *   --statements loads pg_stat_statements in this checkout's stack and reports the statements per invoke.
+ */
+import postgres from "postgres";
+import { spawnStack, type StackProcess } from "../devstack/testing/stack_process.ts";
+import { mintUserToken } from "../devstack/keys.ts";
+import { freePort } from "../devstack/testing/stack_process.ts";
+import { cpuMs, parentPid, treeCpuMs } from "./proc.ts";
+import { closedLoop, type LoadResult } from "./load.ts";
+import { ms, quantile, writeResults } from "./results.ts";
+import { git, ROOT, spawnServer, worktreeOf } from "./stacks.ts";
+
+const log = (m: string) => console.error(`[bench] ${m}`);
+const arg = (name: string, fallback?: string) => {
+  const at = Deno.args.indexOf(`--${name}`);
+  return at >= 0 ? Deno.args[at + 1] : fallback;
+};
+const BEFORE = arg("before");
+const SECONDS = Number(arg("seconds", "30"));
+const REF_SECONDS = Number(arg("ref-seconds", "10"));
+const WARMUP = Number(arg("warmup", "300"));
+const ROUNDS = Number(arg("rounds", "5"));
+const PER_ROUND = Number(arg("per-round", "100"));
+const CLIENTS = Number(arg("clients", "20"));
+const STATEMENTS = Deno.args.includes("--statements");
+
+/** Every feature of issues 12-16 on: limits counted, a concurrency limit and a fallback, watcher, ops. */
+function stackEnv(standin: string): Record<string, string> {
+  return {
+    DEVSTACK_PG_FAST: "0",
+    KIMI_API_KEY: "bench-key",
+    KIMI_BASE_URL: `${standin}/kimi/v1`,
+    GLM_API_KEY: "bench-key",
+    GLM_BASE_URL: `${standin}/glm/api/paas/v4`,
+    KIMI_FALLBACKS: "glm",
+    KIMI_MAX_CONCURRENCY: "64",
+    MESSAGE_BUS_USER_RPM: "1000000",
+  };
+}
+
+const prompt = (tag: string) => `bench ${tag} ${"y".repeat(900)} #standin {"bytes":1024}`;
+const invokeBody = (tag: string) =>
+  JSON.stringify({ tool: "chat", model: "bench-model", input: { messages: [{ role: "user", content: prompt(tag) }] } });
+
+/** One path under test: a name and how to send its request once (answering the status). */
+interface Path {
+  name: string;
+  send(client: number, tag: string): Promise<number>;
+}
+
+async function status(res: Response): Promise<number> {
+  await res.arrayBuffer();
+  return res.status;
+}
+
+interface Measured {
+  name: string;
+  stack?: StackProcess;
+  postmaster?: number;
+  path: Path;
+}
+
+async function main() {
+  const rev = await git("rev-parse", "--short", "HEAD");
+  const standinPort = freePort();
+  const standin = await spawnServer(["devstack/provider/server.ts"], { PROVIDER_STANDIN_PORT: String(standinPort) });
+  const standinUrl = `http://127.0.0.1:${standinPort}`;
+  const before = BEFORE ? await worktreeOf(BEFORE) : undefined;
+  const stacks: StackProcess[] = [];
+  let floor: Deno.ChildProcess | undefined;
+  const clients: postgres.Sql[] = [];
+  try {
+    const now = await spawnStack({
+      root: ROOT,
+      log,
+      env: { ...stackEnv(standinUrl), DEVSTACK_PG_STATEMENTS: STATEMENTS ? "1" : "0" },
+    });
+    stacks.push(now);
+    const old = before ? await spawnStack({ root: before.dir, log, env: stackEnv(standinUrl) }) : undefined;
+    if (old) stacks.push(old);
+    const floorPort = freePort();
+    floor = await spawnServer(["bench/floor_server.ts", String(floorPort), now.dbUrl]);
+    const floorUrl = `http://127.0.0.1:${floorPort}`;
+
+    const postmasterOf = async (stack: StackProcess) => {
+      const sql = postgres(stack.dbUrl, { max: 1, onnotice: () => {} });
+      clients.push(sql);
+      const [{ pid }] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      return { sql, postmaster: parentPid(pid) };
+    };
+    const nowDb = await postmasterOf(now);
+    const oldDb = old ? await postmasterOf(old) : undefined;
+    if (STATEMENTS) await nowDb.sql`create extension if not exists pg_stat_statements`;
+
+    const users = Array.from({ length: CLIENTS }, () => crypto.randomUUID());
+    const tokensOf = (stack: StackProcess) =>
+      Promise.all(users.map((u) => mintUserToken(u, stack.jwtSecret, { expiresInSeconds: 7200 })));
+    const busPath = async (name: string, stack: StackProcess): Promise<Path> => {
+      const tokens = await tokensOf(stack);
+      return {
+        name,
+        send: async (client, tag) =>
+          status(
+            await fetch(`${stack.apiUrl}/functions/v1/tool-invoke`, {
+              method: "POST",
+              headers: { authorization: `Bearer ${tokens[client]}`, "content-type": "application/json" },
+              body: invokeBody(tag),
+            }),
+          ),
+      };
+    };
+    const post = (url: string, body: (tag: string) => string, headers: Record<string, string> = {}) =>
+      async (_client: number, tag: string) =>
+        status(
+          await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: body(tag) }),
+        );
+    const direct: Path = {
+      name: "direct",
+      send: post(
+        `${standinUrl}/kimi/v1/chat/completions`,
+        (tag) => JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: prompt(tag) }] }),
+        { authorization: "Bearer bench-key" },
+      ),
+    };
+    const loopback: Path = { name: "loopback", send: post(`${floorUrl}/loopback`, invokeBody) };
+    const floorPath: Path = { name: "floor", send: post(`${floorUrl}/commit`, invokeBody) };
+    const after: Measured = { name: `after`, stack: now, postmaster: nowDb.postmaster, path: await busPath("after", now) };
+    const buses: Measured[] = [after];
+    if (old && oldDb) {
+      buses.unshift({ name: "before", stack: old, postmaster: oldDb.postmaster, path: await busPath("before", old) });
+    }
+
+    // --- latency: interleaved, order rotating ---
+    const paths = [loopback, floorPath, direct, ...buses.map((b) => b.path)];
+    log(`warm-up: ${WARMUP} of each of ${paths.map((p) => p.name).join(", ")}`);
+    for (let i = 0; i < WARMUP; i++) for (const p of paths) await p.send(0, `w${i}`);
+    const rounds: Record<string, number[]>[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const round: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
+      for (let i = 0; i < PER_ROUND; i++) {
+        for (let k = 0; k < paths.length; k++) {
+          const p = paths[(i + k) % paths.length];
+          const t = performance.now();
+          const code = await p.send(0, `r${r}-${i}`);
+          if (code !== 200) throw new Error(`${p.name} answered ${code}`);
+          round[p.name].push(performance.now() - t);
+        }
+      }
+      rounds.push(round);
+      log(`round ${r}: ${paths.map((p) => `${p.name} ${quantile(round[p.name], 0.5).toFixed(2)}`).join(", ")} ms`);
+    }
+    const all = (name: string) => rounds.flatMap((r) => r[name]);
+    const latency = Object.fromEntries(paths.map((p) => [p.name, {
+      p50_ms: quantile(all(p.name), 0.5),
+      p99_ms: quantile(all(p.name), 0.99),
+    }]));
+    const addedOver = (name: string, base: string) => ({
+      p50_ms: quantile(rounds.map((r) => quantile(r[name], 0.5) - quantile(r[base], 0.5)), 0.5),
+      p50_rounds_ms: rounds.map((r) => quantile(r[name], 0.5) - quantile(r[base], 0.5)),
+      p99_ms: quantile(all(name), 0.99) - quantile(all(base), 0.99),
+    });
+    const added = Object.fromEntries(buses.map((b) => [b.name, addedOver(b.name, "direct")]));
+    const floorAdded = addedOver("floor", "loopback");
+    log(`latency: ${JSON.stringify(latency)}; added: ${JSON.stringify(added)}; floor adds ${JSON.stringify(floorAdded)}`);
+
+    // --- throughput: 20 clients, closed loops ---
+    const cpuOf = (m?: Measured) => ({
+      stack: m?.stack ? cpuMs(m.stack.pid) : 0,
+      postgres: m?.postmaster ? treeCpuMs(m.postmaster) : treeCpuMs(nowDb.postmaster),
+      standin: cpuMs(standin.pid),
+      floor: cpuMs(floor!.pid),
+      client: cpuMs(Deno.pid),
+    });
+    const throughput: Array<LoadResult & { name: string; cpu_ms_per_request: Record<string, number> }> = [];
+    const load = async (path: Path, seconds: number, m?: Measured) => {
+      const c0 = cpuOf(m);
+      const result = await closedLoop(CLIENTS, seconds, (client, n) => path.send(client, `t${client}-${n}`));
+      const c1 = cpuOf(m);
+      const per = Object.fromEntries(
+        Object.keys(c0).map((k) => [k, (c1[k as keyof typeof c1] - c0[k as keyof typeof c0]) / result.requests]),
+      );
+      throughput.push({ name: path.name, ...result, cpu_ms_per_request: per });
+      log(`throughput ${path.name}: ${JSON.stringify(throughput.at(-1))}`);
+    };
+    await load(direct, REF_SECONDS);
+    await load(floorPath, REF_SECONDS);
+    if (STATEMENTS) await nowDb.sql`select pg_stat_statements_reset()`;
+    const drained: Record<string, number> = {};
+    for (const b of buses) {
+      const since = new Date();
+      await load(b.path, SECONDS, b);
+      drained[b.name] = await watcherCaughtUp(b === after ? nowDb.sql : oldDb!.sql, since);
+      log(`${b.name}: every message of the load observed ${drained[b.name].toFixed(1)} s after it ended`);
+    }
+    const statements = STATEMENTS ? await statementsPerInvoke(nowDb.sql, throughput.at(-1)!.requests) : undefined;
+
+    await report({ rev, latency, added, floorAdded, throughput, drained, statements, buses: buses.map((b) => b.name) });
+  } finally {
+    for (const c of clients) await c.end({ timeout: 1 });
+    for (const s of stacks) {
+      const stopped = await s.stop();
+      if (stopped.clean) await s.cleanup();
+    }
+    await before?.remove();
+    for (const child of [standin, floor]) {
+      if (!child) continue;
+      child.kill("SIGTERM");
+      await child.status;
+    }
+  }
+}
+
+/** Seconds from now until every message created since `since` has its observation (at most 120 s). */
+async function watcherCaughtUp(sql: postgres.Sql, since: Date): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < 120_000) {
+    const [{ left }] = await sql<{ left: number }[]>`
+      select count(*)::int as left from public.message_bus m
+      where m.created_at >= ${since} and m.status in ('completed', 'failed')
+        and not exists (select 1 from public.message_bus_observations o where o.transaction_id = m.transaction_id)`;
+    if (left === 0) return (performance.now() - started) / 1000;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("the watcher did not observe every message within 120 s of the load's end");
+}
+
+/** Statements Postgres ran per invoke during the last load (top level and nested), and the costliest. */
+async function statementsPerInvoke(sql: postgres.Sql, invokes: number) {
+  const [totals] = await sql<{ top: number; nested: number }[]>`
+    select coalesce(sum(calls) filter (where toplevel), 0)::float8 as top,
+           coalesce(sum(calls) filter (where not toplevel), 0)::float8 as nested
+    from pg_stat_statements`;
+  const costliest = await sql<{ calls: number; total_ms: number; query: string; toplevel: boolean }[]>`
+    select calls::float8 as calls, total_exec_time as total_ms, toplevel,
+           left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as query
+    from pg_stat_statements order by total_exec_time desc limit 15`;
+  return {
+    top_level_per_invoke: totals.top / invokes,
+    nested_per_invoke: totals.nested / invokes,
+    costliest: costliest.map((c) => ({ ...c, calls_per_invoke: c.calls / invokes, ms_per_invoke: c.total_ms / invokes })),
+  };
+}
+
+async function report(r: {
+  rev: string;
+  latency: Record<string, { p50_ms: number; p99_ms: number }>;
+  added: Record<string, { p50_ms: number; p50_rounds_ms: number[]; p99_ms: number }>;
+  floorAdded: { p50_ms: number; p99_ms: number };
+  throughput: Array<LoadResult & { name: string; cpu_ms_per_request: Record<string, number> }>;
+  drained: Record<string, number>;
+  statements?: Awaited<ReturnType<typeof statementsPerInvoke>>;
+  buses: string[];
+}) {
+  const label = (name: string) => name === "after" ? `bus (\`${r.rev}\`)` : name === "before" ? `bus before (\`${BEFORE}\`)` : name;
+  const f1 = (v: number) => v.toFixed(1);
+  const f2 = (v: number) => v.toFixed(2);
+  const cpuCols = ["stack", "postgres", "standin", "floor", "client"];
+  const md = `## Invoke path (issue 17)
+
+Run ${new Date().toISOString()} on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores shared by
+Postgres (fsync on, synchronous_commit on), the stack process${r.buses.length > 1 ? "es" : ""}, the stand-in provider, the
+floor server and this client (load average at the end: ${Deno.loadavg().map(f2).join(", ")}). Every feature on:
+MESSAGE_BUS_USER_RPM counted, KIMI_MAX_CONCURRENCY=64, KIMI_FALLBACKS=glm, the watcher, Realtime, ops triggers and
+folds. Request: a 1 KB chat prompt; answer: the stand-in's 1 KB completion.
+
+### Latency, one client (${WARMUP} warm-up, ${ROUNDS} rounds of ${PER_ROUND}, paths interleaved in rotating order)
+
+| path | p50 | p99 |
+| --- | --- | --- |
+${Object.entries(r.latency).map(([k, v]) => `| ${label(k)} | ${ms(v.p50_ms)} | ${ms(v.p99_ms)} |`).join("\n")}
+| **floor added (commit over loopback)** | **${ms(r.floorAdded.p50_ms)}** | ${ms(r.floorAdded.p99_ms)} |
+${
+    Object.entries(r.added).map(([k, v]) =>
+      `| **${label(k)} added over direct** | **${ms(v.p50_ms)}** (rounds ${v.p50_rounds_ms.map(f2).join(", ")}) | **${
+        ms(v.p99_ms)
+      }** |`
+    ).join("\n")
+  }
+
+Target: added p50 ≤ 2.0 ms, p99 ≤ 8 ms. Added p50 = median of the rounds' p50 differences; p99 = difference of the
+p99s over all requests.
+
+### Throughput, ${CLIENTS} clients in closed loops (references ${REF_SECONDS} s, the bus ${SECONDS} s)
+
+| path | requests/s | errors | p50 | p99 | CPU ms per request: ${cpuCols.join(" / ")} | total CPU ms | watcher done after |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${
+    r.throughput.map((t) => {
+      const c = t.cpu_ms_per_request;
+      const total = cpuCols.reduce((a, k) => a + (c[k] ?? 0), 0);
+      return `| ${label(t.name)} | **${f1(t.per_second)}** | ${t.errors} | ${ms(t.p50_ms)} | ${ms(t.p99_ms)} | ${
+        cpuCols.map((k) => f2(c[k] ?? 0)).join(" / ")
+      } | ${f2(total)} | ${r.drained[t.name] === undefined ? "" : `${f1(r.drained[t.name])} s`} |`;
+    }).join("\n")
+  }
+
+Target: ≥ 1,000 invokes/s, 0 errors. CPU per request is each process's user + system time over the run divided by
+the requests (Postgres: the postmaster and all its children), so ${navigator.hardwareConcurrency * 1000} ÷ total CPU ms
+is what these cores could serve if nothing else ran on them. "Watcher done after": seconds after the load ended until
+every message it created had its observation.
+${
+    r.statements
+      ? `
+### Statements per invoke (pg_stat_statements, track = all, during the bus's load)
+
+Top level ${f2(r.statements.top_level_per_invoke)}, nested ${f2(r.statements.nested_per_invoke)} per invoke.
+
+| calls per invoke | ms per invoke | statement |
+| --- | --- | --- |
+${
+        r.statements.costliest.map((c) =>
+          `| ${f2(c.calls_per_invoke)} | ${f2(c.ms_per_invoke)} | ${c.toplevel ? "" : "↳ "}\`${
+            c.query.replaceAll("|", "\\|").replaceAll("`", "'")
+          }\` |`
+        ).join("\n")
+      }
+`
+      : ""
+  }`;
+  await writeResults("invoke", md, { ...r, before: BEFORE });
+  console.log(md);
+}
+
+await main();
