@@ -59,7 +59,8 @@ export function treeCpuMs(root: number): number {
       const c = statFields(Number(entry.name));
       if (Number(c[1]) === root) ticks += Number(c[11]) + Number(c[12]);
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err; // exited meanwhile
+      // Exited between the listing and the read (ENOENT or ESRCH): its time went to the root's cutime/cstime.
+      if (!(err instanceof Deno.errors.NotFound) && !/No such process/.test(String(err))) throw err;
     }
   }
   return (ticks * 1000) / TICKS_PER_SECOND;

@@ -5,8 +5,8 @@
  *   (§1.9 step 4, §1.10; CONTRACT.md §2). A token without `exp` is refused as on hosted Supabase (issue #11; the
  *   reference documents the same rule for Realtime, §3.4); jose alone would accept it, so the claim is required.
  */
-import { jwtVerify } from "jose";
 import type { StackKeys } from "../keys.ts";
+import { TokenVerifier } from "../../supabase/functions/_shared/token_verifier.ts";
 
 export const MISSING_AUTH = { code: 401, message: "Missing authorization header" };
 export const INVALID_JWT = { code: 401, message: "Invalid JWT" };
@@ -24,7 +24,12 @@ export function rewriteAuthorization(headers: Headers, keys: StackKeys): Headers
   return out;
 }
 
-/** Checks `Authorization` as `verify_jwt` does; returns the 401 body on failure, null when valid. */
+const verifiers = new WeakMap<Uint8Array, TokenVerifier>();
+
+/**
+ * Checks `Authorization` as `verify_jwt` does; returns the 401 body on failure, null when valid. Tokens verified
+ * before are remembered until they expire (token_verifier.ts): the platform's own cost, not the product's.
+ */
 export async function verifyBearer(
   headers: Headers,
   jwtSecret: Uint8Array,
@@ -34,7 +39,9 @@ export async function verifyBearer(
   const match = /^Bearer\s+(\S+)$/i.exec(auth);
   if (!match) return INVALID_JWT;
   try {
-    await jwtVerify(match[1], jwtSecret, { algorithms: ["HS256"], requiredClaims: ["exp"] });
+    let verifier = verifiers.get(jwtSecret);
+    if (!verifier) verifiers.set(jwtSecret, verifier = new TokenVerifier(jwtSecret));
+    await verifier.verify(match[1]);
     return null;
   } catch (err) {
     if (err instanceof Error && "code" in err && String((err as { code: unknown }).code).startsWith("ERR_J")) {
