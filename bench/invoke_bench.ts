@@ -215,7 +215,9 @@ async function main() {
       const sorted = [...runs[b.name]].sort((x, y) => x.per_second - y.per_second);
       throughput.push({ ...sorted[Math.floor(sorted.length / 2)], errors: sorted.reduce((a, r) => a + r.errors, 0) });
     }
-    const statements = STATEMENTS ? await statementsPerInvoke(nowDb.sql, throughput.at(-1)!.requests) : undefined;
+    const statements = STATEMENTS
+      ? await statementsPerInvoke(nowDb.sql, runs.after.reduce((a, r) => a + r.requests, 0))
+      : undefined;
 
     await report({
       rev,
