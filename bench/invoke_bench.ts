@@ -123,10 +123,15 @@ async function main() {
           ),
       };
     };
-    const post = (url: string, body: (tag: string) => string, headers: Record<string, string> = {}) =>
+    const post =
+      (url: string, body: (tag: string) => string, headers: Record<string, string> = {}) =>
       async (_client: number, tag: string) =>
         status(
-          await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: body(tag) }),
+          await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body: body(tag),
+          }),
         );
     const direct: Path = {
       name: "direct",
@@ -138,7 +143,12 @@ async function main() {
     };
     const loopback: Path = { name: "loopback", send: post(`${floorUrl}/loopback`, invokeBody) };
     const floorPath: Path = { name: "floor", send: post(`${floorUrl}/commit`, invokeBody) };
-    const after: Measured = { name: `after`, stack: now, postmaster: nowDb.postmaster, path: await busPath("after", now) };
+    const after: Measured = {
+      name: `after`,
+      stack: now,
+      postmaster: nowDb.postmaster,
+      path: await busPath("after", now),
+    };
     const buses: Measured[] = [after];
     if (old && oldDb) {
       buses.unshift({ name: "before", stack: old, postmaster: oldDb.postmaster, path: await busPath("before", old) });
@@ -175,7 +185,9 @@ async function main() {
     });
     const added = Object.fromEntries(buses.map((b) => [b.name, addedOver(b.name, "direct")]));
     const floorAdded = addedOver("floor", "loopback");
-    log(`latency: ${JSON.stringify(latency)}; added: ${JSON.stringify(added)}; floor adds ${JSON.stringify(floorAdded)}`);
+    log(
+      `latency: ${JSON.stringify(latency)}; added: ${JSON.stringify(added)}; floor adds ${JSON.stringify(floorAdded)}`,
+    );
 
     // --- throughput: 20 clients, closed loops ---
     const cpuOf = (m?: Measured) => ({
@@ -272,7 +284,11 @@ async function statementsPerInvoke(sql: postgres.Sql, invokes: number) {
   return {
     top_level_per_invoke: totals.top / invokes,
     nested_per_invoke: totals.nested / invokes,
-    costliest: costliest.map((c) => ({ ...c, calls_per_invoke: c.calls / invokes, ms_per_invoke: c.total_ms / invokes })),
+    costliest: costliest.map((c) => ({
+      ...c,
+      calls_per_invoke: c.calls / invokes,
+      ms_per_invoke: c.total_ms / invokes,
+    })),
   };
 }
 
@@ -287,14 +303,17 @@ async function report(r: {
   statements?: Awaited<ReturnType<typeof statementsPerInvoke>>;
   buses: string[];
 }) {
-  const label = (name: string) => name === "after" ? `bus (\`${r.rev}\`)` : name === "before" ? `bus before (\`${BEFORE}\`)` : name;
+  const label = (name: string) =>
+    name === "after" ? `bus (\`${r.rev}\`)` : name === "before" ? `bus before (\`${BEFORE}\`)` : name;
   const f1 = (v: number) => v.toFixed(1);
   const f2 = (v: number) => v.toFixed(2);
   const cpuCols = ["stack", "postgres", "standin", "floor", "client"];
   const md = `## Invoke path (issue 17)
 
 Run ${new Date().toISOString()} on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores shared by
-Postgres (fsync on, synchronous_commit on), the stack process${r.buses.length > 1 ? "es" : ""}, the stand-in provider, the
+Postgres (fsync on, synchronous_commit on), the stack process${
+    r.buses.length > 1 ? "es" : ""
+  }, the stand-in provider, the
 floor server and this client (load average at the end: ${Deno.loadavg().map(f2).join(", ")}). Every feature on:
 MESSAGE_BUS_USER_RPM counted, KIMI_MAX_CONCURRENCY=64, KIMI_FALLBACKS=glm, the watcher, Realtime, ops triggers and
 folds. Request: a 1 KB chat prompt; answer: the stand-in's 1 KB completion.
@@ -318,7 +337,9 @@ p99s over all requests.
 
 ### Throughput, ${CLIENTS} clients in closed loops (references ${REF_SECONDS} s, the bus ${RUNS} × ${SECONDS} s)
 
-| path | requests/s | errors | p50 | p99 | CPU ms per request: ${cpuCols.join(" / ")} | total CPU ms | watcher done after |
+| path | requests/s | errors | p50 | p99 | CPU ms per request: ${
+    cpuCols.join(" / ")
+  } | total CPU ms | watcher done after |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 ${
     r.throughput.map((t) => {
@@ -334,7 +355,11 @@ ${
     RUNS > 1
       ? `Each bus row is its median run of ${RUNS} (stacks alternating; errors summed over all runs); every run: ${
         Object.entries(r.runs).map(([k, v]) =>
-          `${label(k)} ${v.map((t) => `${f1(t.per_second)}/s (${f2(cpuCols.reduce((a, c) => a + (t.cpu_ms_per_request[c] ?? 0), 0))} ms CPU)`).join(", ")}`
+          `${label(k)} ${
+            v.map((t) =>
+              `${f1(t.per_second)}/s (${f2(cpuCols.reduce((a, c) => a + (t.cpu_ms_per_request[c] ?? 0), 0))} ms CPU)`
+            ).join(", ")
+          }`
         ).join("; ")
       }.\n\n`
       : ""

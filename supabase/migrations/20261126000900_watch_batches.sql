@@ -22,6 +22,10 @@
 --   wakes another, and its claimed rows are taken again once their claim runs out;
 -- - bus.sweep_unobserved (pg_cron, every minute) wakes a drain when rows have waited past its minimum age, however
 --   the wake was lost. Attempts (claims) stay bounded, as before.
+--
+-- The drain's own statements commit without waiting for their WAL flush (synchronous_commit off for their
+-- transaction, as the single observation does, observe.ts): a crash loses at most claims, the clearing of woken_at,
+-- or observations together with the removal of their queue rows, and every one of those is taken up again.
 
 alter table bus.watch_queue add column claimed_until timestamptz;
 comment on column bus.watch_queue.claimed_until is
@@ -91,6 +95,7 @@ returns table (
 )
 language plpgsql security definer set search_path = '' as $$
 begin
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
   update bus.watch_wake set woken_at = clock_timestamp() where id; -- this drain is alive
   return query
     with picked as (
@@ -130,6 +135,7 @@ create function bus.record_observations(p_watcher_version text, p_observations j
 returns table (transaction_id uuid, observation_id bigint, created boolean)
 language plpgsql security definer set search_path = '' as $$
 begin
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
   return query
     with given as (
       select x.transaction_id, x.verdict, coalesce(x.findings, '[]'::jsonb) as findings, x.analysed_bytes,
@@ -191,6 +197,7 @@ begin
      where id;
     return true;
   end if;
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
   -- Not waited for: while completions hold the shared side, more rows are coming and the drain goes on (waiting
   -- here would also hold up every completion behind this request).
   if not pg_try_advisory_xact_lock(hashtextextended('bus.watch_wake', 0)) then

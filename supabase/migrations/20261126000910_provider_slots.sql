@@ -8,14 +8,15 @@
 --
 -- Now a provider has <NAME>_MAX_CONCURRENCY rows in bus.provider_slots, made once, and a call takes a free one
 -- with `for update skip locked` (pgmq's claim): no two transactions wait for each other, and taking and freeing a
--- slot updates a row in place (HOT, no index entry) instead of inserting and deleting one. At most p_max slots of a
+-- slot updates a row in place (HOT, no index entry) instead of inserting and deleting one. (Only the very first
+-- calls of a provider, which make its rows, wait for each other's inserts to commit.) At most p_max slots of a
 -- provider (slots 0 .. p_max-1) can be held, so the limit stays exact while the setting stands; when it is lowered,
 -- calls holding slots at or past the new limit finish without being counted against it.
 --
 -- bus.provider_leases stays, as a view of the held slots with the same columns: what reads it (ops, in-flight
 -- counts) and what frees or renews leases through it (complete_message, fail_message, renew_lease, claim_orphans,
--- reap_pending) keep working unchanged; a delete through it frees the slot (an INSTEAD OF trigger), an update of
--- expires_at renews it.
+-- reap_pending) keep working unchanged; a delete through it frees the slot and an insert holds a free one
+-- (INSTEAD OF triggers), an update of expires_at renews it.
 
 create table bus.provider_slots (
   provider text not null,
@@ -37,9 +38,10 @@ select provider, (row_number() over (partition by provider order by expires_at) 
 drop table bus.provider_leases;
 
 create view bus.provider_leases as
-  select s.provider, s.transaction_id, s.expires_at from bus.provider_slots s where s.transaction_id is not null;
+  select s.provider, s.transaction_id, s.expires_at from bus.provider_slots s
+   where s.transaction_id is not null and s.expires_at > now();
 comment on view bus.provider_leases is
-  'The concurrency slots held now (one row per provider call in flight under <NAME>_MAX_CONCURRENCY; past expires_at: a dead worker''s, no longer counted). Deleting a row frees its slot; updating expires_at renews it.';
+  'The concurrency slots held now: one row per provider call in flight under <NAME>_MAX_CONCURRENCY (a slot past its expires_at belongs to a dead worker and is free). Deleting a row frees its slot, inserting one holds a free slot, updating expires_at renews it.';
 revoke all on bus.provider_leases from public, anon, authenticated;
 grant all on bus.provider_leases to service_role;
 
@@ -55,6 +57,29 @@ comment on function bus.free_provider_slot() is
 revoke execute on function bus.free_provider_slot() from public, anon, authenticated, service_role;
 create trigger provider_leases_free instead of delete on bus.provider_leases
   for each row execute function bus.free_provider_slot();
+
+-- A lease recorded directly (operators, tests): the provider's first free slot, or a new one after the last.
+create function bus.hold_provider_slot() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  update bus.provider_slots s set transaction_id = new.transaction_id, expires_at = new.expires_at
+   where s.provider = new.provider and s.slot = (
+     select f.slot from bus.provider_slots f
+      where f.provider = new.provider and (f.transaction_id is null or f.expires_at <= now())
+      order by f.slot limit 1
+      for update skip locked);
+  if not found then
+    insert into bus.provider_slots (provider, slot, transaction_id, expires_at)
+    select new.provider, coalesce(max(x.slot) + 1, 0), new.transaction_id, new.expires_at
+      from bus.provider_slots x where x.provider = new.provider;
+  end if;
+  return new;
+end $$;
+comment on function bus.hold_provider_slot() is
+  'INSTEAD OF INSERT on bus.provider_leases: holds the provider''s first free slot (or a new one) for the lease.';
+revoke execute on function bus.hold_provider_slot() from public, anon, authenticated, service_role;
+create trigger provider_leases_hold instead of insert on bus.provider_leases
+  for each row execute function bus.hold_provider_slot();
 
 -- Takes a free slot (or renews the one the message holds). Never waits: a slot another transaction is taking is
 -- skipped.
@@ -74,14 +99,14 @@ begin
     if found then
       return true;
     end if;
-    exit when attempt = 2;
-    -- None free among the slots there are: make the missing ones (first use, or a raised limit) and look again.
+    -- None free: all p_max exist and are held (at capacity, the usual case here), or some are missing (first use,
+    -- or a raised limit: make them and look again). Counted first: an insert meeting a slot another transaction is
+    -- taking would wait for it.
+    exit when attempt = 2
+      or (select count(*) from bus.provider_slots x where x.provider = p_provider and x.slot < p_max) >= p_max;
     insert into bus.provider_slots (provider, slot)
     select p_provider, g from generate_series(0, p_max - 1) g
     on conflict do nothing;
-    if not found then
-      return false; -- all p_max exist and are held
-    end if;
   end loop;
   return false;
 end $$;

@@ -4,7 +4,6 @@
  * (one pg_net request, one call) serves every message that finishes while the drain runs, where each message had
  * a request, a call and two statements of its own (bench/RESULTS.md "Invoke path").
  */
-import { COMMIT_WITHOUT_FLUSH_WAIT } from "../_shared/db.ts";
 import { WATCHER_VERSION } from "./findings.ts";
 import { inspectTarget, type ObserveDeps, type WatchTarget } from "./observe.ts";
 
@@ -118,13 +117,8 @@ async function observeTaken(row: WatchTarget, deps: ObserveDeps): Promise<Outcom
   }
 }
 
-/**
- * Records a batch in one statement, committed without waiting for its WAL flush (as one observation is, observe.ts:
- * a crash loses the observations with the removal of their queue rows, and they are taken again).
- */
+/** Records a batch in one statement (which commits without waiting for its WAL flush: migration 20261126000900). */
 async function record(deps: ObserveDeps, outcomes: Outcome[]): Promise<void> {
   if (outcomes.length === 0) return;
-  await deps.sql`
-    select (select count(*) from bus.record_observations(${WATCHER_VERSION}, ${deps.sql.json(outcomes as never)})),
-      ${deps.sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}`;
+  await deps.sql`select count(*) from bus.record_observations(${WATCHER_VERSION}, ${deps.sql.json(outcomes as never)})`;
 }
