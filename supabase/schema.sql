@@ -2859,7 +2859,9 @@ CREATE FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer DEF
     AS $$
 begin
   perform set_config('synchronous_commit', 'off', true); -- see the top of this file
-  update bus.watch_wake set woken_at = clock_timestamp() where id; -- this drain is alive
+  -- This drain is alive (written at most once a second: the 5 s of presumed death are far).
+  update bus.watch_wake set woken_at = clock_timestamp()
+   where id and (woken_at is null or woken_at < clock_timestamp() - interval '1 second');
   return query
     with picked as (
       select q.transaction_id from bus.watch_queue q
