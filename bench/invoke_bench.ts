@@ -10,8 +10,10 @@
  *   request of every process (stack, Postgres, stand-in, floor server, this client), errors, and how long the
  *   watcher took to observe every message after the load ended.
  *
- * Run: npm run bench -- invoke [--before <rev>] [--seconds 30] [--statements]
- *   --statements loads pg_stat_statements in this checkout's stack and reports the statements per invoke.
+ * Run: npm run bench -- invoke [--before <rev>] [--after <rev>] [--seconds 30] [--runs 1] [--statements]
+ *   --after runs that revision's stack (a worktree) instead of this checkout's, to measure one change alone;
+ *   --runs alternates that many throughput runs per stack; --statements loads pg_stat_statements in the "after"
+ *   stack and reports the statements per invoke.
  */
 import postgres from "postgres";
 import { spawnStack, type StackProcess } from "../devstack/testing/stack_process.ts";
@@ -28,6 +30,7 @@ const arg = (name: string, fallback?: string) => {
   return at >= 0 ? Deno.args[at + 1] : fallback;
 };
 const BEFORE = arg("before");
+const AFTER = arg("after");
 const SECONDS = Number(arg("seconds", "30"));
 const REF_SECONDS = Number(arg("ref-seconds", "10"));
 const WARMUP = Number(arg("warmup", "300"));
@@ -75,17 +78,18 @@ interface Measured {
 }
 
 async function main() {
-  const rev = await git("rev-parse", "--short", "HEAD");
+  const rev = AFTER ?? await git("rev-parse", "--short", "HEAD");
   const standinPort = freePort();
   const standin = await spawnServer(["devstack/provider/server.ts"], { PROVIDER_STANDIN_PORT: String(standinPort) });
   const standinUrl = `http://127.0.0.1:${standinPort}`;
   const before = BEFORE ? await worktreeOf(BEFORE) : undefined;
+  const afterTree = AFTER ? await worktreeOf(AFTER) : undefined;
   const stacks: StackProcess[] = [];
   let floor: Deno.ChildProcess | undefined;
   const clients: postgres.Sql[] = [];
   try {
     const now = await spawnStack({
-      root: ROOT,
+      root: afterTree?.dir ?? ROOT,
       log,
       env: { ...stackEnv(standinUrl), DEVSTACK_PG_STATEMENTS: STATEMENTS ? "1" : "0" },
     });
@@ -249,6 +253,7 @@ async function main() {
       if (stopped.clean) await s.cleanup();
     }
     await before?.remove();
+    await afterTree?.remove();
     for (const child of [standin, floor]) {
       if (!child) continue;
       child.kill("SIGTERM");
