@@ -99,18 +99,19 @@ begin
   -- This drain is alive (written at most once a second: the 5 s of presumed death are far).
   update bus.watch_wake set woken_at = clock_timestamp()
    where id and (woken_at is null or woken_at < clock_timestamp() - interval '1 second');
+  -- Rows are found by key (`= any (array(...))`), never by a join the planner may turn into a scan of the queue,
+  -- which keeps dead rows between vacuums: its plan is cached and generic (the same holds below).
   return query
-    with picked as (
-      select q.transaction_id from bus.watch_queue q
-       where (q.claimed_until is null or q.claimed_until < now()) and q.attempts < p_max_attempts
-       order by q.first_requested_at
-       limit p_limit
-       for update skip locked
-    ), claimed as (
+    with claimed as (
       update bus.watch_queue q
          set claimed_until = now() + make_interval(secs => p_claim_seconds), attempts = q.attempts + 1,
              requested_at = now()
-        from picked where q.transaction_id = picked.transaction_id
+       where q.transaction_id = any (array(
+         select p.transaction_id from bus.watch_queue p
+          where (p.claimed_until is null or p.claimed_until < now()) and p.attempts < p_max_attempts
+          order by p.first_requested_at
+          limit p_limit
+          for update skip locked))
       returning q.transaction_id
     )
     select m.transaction_id, m.status, m.checksum, m.stored_checksum, m.chunk_count, m.compression,
@@ -145,18 +146,21 @@ begin
              coalesce(x.drop, false) as drop
       from jsonb_to_recordset(p_observations) as x(transaction_id uuid, verdict text, findings jsonb,
         analysed_bytes bigint, partial boolean, review jsonb, review_tokens integer, duration_ms integer, drop boolean)
+    ), owned as (
+      -- Each message's owner by key (a correlated subquery, so never a scan of the table, whatever the plan).
+      select g.*, (select m.owner_id from public.message_bus m where m.transaction_id = g.transaction_id) as owner_id
+      from given g where not g.drop
     ), inserted as (
       insert into public.message_bus_observations as o
         (transaction_id, owner_id, watcher_version, verdict, findings, analysed_bytes, partial, review, review_tokens,
          duration_ms)
-      select g.transaction_id, m.owner_id, p_watcher_version, g.verdict, g.findings, g.analysed_bytes, g.partial,
-             g.review, g.review_tokens, g.duration_ms
-      from given g join public.message_bus m on m.transaction_id = g.transaction_id
-      where not g.drop
+      select w.transaction_id, w.owner_id, p_watcher_version, w.verdict, w.findings, w.analysed_bytes, w.partial,
+             w.review, w.review_tokens, w.duration_ms
+      from owned w where w.owner_id is not null
       on conflict on constraint message_bus_observations_once do nothing
       returning o.id, o.transaction_id, o.owner_id, o.verdict, o.findings
     ), cleared as (
-      delete from bus.watch_queue q using given g where q.transaction_id = g.transaction_id
+      delete from bus.watch_queue q where q.transaction_id = any (array(select g.transaction_id from given g))
     ), announced as (
       select i.id, i.transaction_id, realtime.send(
         jsonb_build_object(
@@ -171,13 +175,16 @@ begin
         true
       ) as sent
       from inserted i
+    ), earlier as (
+      select w.transaction_id,
+             (select o.id from public.message_bus_observations o
+               where o.transaction_id = w.transaction_id and o.watcher_version = p_watcher_version) as id
+      from owned w
+      where w.owner_id is not null and not exists (select 1 from inserted i where i.transaction_id = w.transaction_id)
     )
     select a.transaction_id, a.id, true from announced a
     union all
-    select o.transaction_id, o.id, false
-      from given g join public.message_bus_observations o
-        on o.transaction_id = g.transaction_id and o.watcher_version = p_watcher_version
-     where not g.drop and not exists (select 1 from inserted i where i.transaction_id = g.transaction_id);
+    select e.transaction_id, e.id, false from earlier e where e.id is not null;
 end $$;
 comment on function bus.record_observations(text, jsonb) is
   'Records a watcher drain''s observations in one statement (each once per watcher version, broadcast as event observation on bus:<owner_id>), clears their queue rows (and those of dropped messages); answers each with created = false when it had been observed before.';
