@@ -19,6 +19,8 @@ export const stackSettingsSchema = z.object({
   DEVSTACK_DATA_DIR: z.string().min(1).default(".devstack/data"),
   /** "1" trades durability for speed (fsync off): for throwaway test clusters only. */
   DEVSTACK_PG_FAST: z.enum(["0", "1"]).default("0"),
+  /** "1" loads pg_stat_statements (statement counts and times, for profiling: bench/invoke_bench.ts). */
+  DEVSTACK_PG_STATEMENTS: z.enum(["0", "1"]).default("0"),
   /** When Postgres exits without being asked to, the stack starts it again after this pause (and keeps serving). */
   DEVSTACK_PG_RESTART_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
   /** The gateway's request idle timeout: no response started within it → 504 (hosted: 150 s, supabase-platform.md

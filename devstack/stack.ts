@@ -70,7 +70,12 @@ export async function startStack({ root, log }: StackOptions): Promise<RunningSt
       dir: resolve(root, settings.DEVSTACK_DATA_DIR),
       port: settings.DB_PORT,
       pgBin: settings.PG_BIN,
-      settings: settings.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {},
+      settings: {
+        ...(settings.DEVSTACK_PG_FAST === "1" ? { fsync: "off", synchronous_commit: "off" } : {}),
+        ...(settings.DEVSTACK_PG_STATEMENTS === "1"
+          ? { shared_preload_libraries: "pg_cron,pg_stat_statements", "pg_stat_statements.track": "all" }
+          : {}),
+      },
       log,
     };
     const cluster = await startCluster(clusterOptions);

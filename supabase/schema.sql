@@ -71,19 +71,29 @@ CREATE FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid
     SET search_path TO ''
     AS $$
 begin
-  perform pg_advisory_xact_lock(hashtextextended('bus.provider_slot:' || p_provider, 0));
-  delete from bus.provider_leases where provider = p_provider and expires_at <= now();
-  if exists (select 1 from bus.provider_leases where provider = p_provider and transaction_id = p_transaction_id) then
-    update bus.provider_leases set expires_at = now() + make_interval(secs => p_lease_seconds)
-     where provider = p_provider and transaction_id = p_transaction_id;
-    return true;
-  end if;
-  if (select count(*) from bus.provider_leases where provider = p_provider) >= p_max then
-    return false;
-  end if;
-  insert into bus.provider_leases (provider, transaction_id, expires_at)
-  values (p_provider, p_transaction_id, now() + make_interval(secs => p_lease_seconds));
-  return true;
+  for attempt in 1 .. 2 loop
+    update bus.provider_slots s
+       set transaction_id = p_transaction_id, expires_at = now() + make_interval(secs => p_lease_seconds)
+     where s.provider = p_provider and s.slot = (
+       select f.slot from bus.provider_slots f
+        where f.provider = p_provider and f.slot < p_max
+          and (f.transaction_id is null or f.expires_at <= now() or f.transaction_id = p_transaction_id)
+        order by f.transaction_id is distinct from p_transaction_id, f.slot -- the message's own slot first
+        limit 1
+        for update skip locked);
+    if found then
+      return true;
+    end if;
+    -- None free: all p_max exist and are held (at capacity, the usual case here), or some are missing (first use,
+    -- or a raised limit: make them and look again). Counted first: an insert meeting a slot another transaction is
+    -- taking would wait for it.
+    exit when attempt = 2
+      or (select count(*) from bus.provider_slots x where x.provider = p_provider and x.slot < p_max) >= p_max;
+    insert into bus.provider_slots (provider, slot)
+    select p_provider, g from generate_series(0, p_max - 1) g
+    on conflict do nothing;
+  end loop;
+  return false;
 end $$;
 
 ALTER FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) OWNER TO postgres;
@@ -92,7 +102,7 @@ ALTER FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid,
 -- Name: FUNCTION acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) IS 'Takes a concurrency slot of p_provider (at most p_max in flight across all instances) for p_lease_seconds; false when all are taken by live leases.';
+COMMENT ON FUNCTION bus.acquire_provider_slot(p_provider text, p_transaction_id uuid, p_max integer, p_lease_seconds integer) IS 'Takes a concurrency slot of p_provider (at most p_max in flight across all instances) for p_lease_seconds, or renews the one the message holds; false when all are held by live leases. Never waits on another transaction (skip locked).';
 
 --
 -- Name: add_error_occurrence(text, text, text, text, uuid); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -547,6 +557,54 @@ ALTER FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_u
 COMMENT ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) IS 'Deletes expired files that no unexpired message uses, and uploads stalled for longer than p_stale_upload, with their chunks; queues their provider copies for deletion. Returns {files_deleted, file_chunks_deleted, more}.';
 
 --
+-- Name: message_bus_row_ok(text, text, text, text, text, text, text, text, text, text, bigint, bigint, integer, bigint, bigint, integer, integer, integer, jsonb, jsonb); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+declare
+  v_failed text;
+begin
+  -- Each rule as its own check constraint had it (a CHECK passes when its expression is true or null).
+  v_failed := case
+    when not (p_status in ('pending', 'completed', 'failed', 'expired')) then 'message_bus_status_check'
+    when not (length(p_tool) between 1 and 100) then 'message_bus_tool_check'
+    when not (length(p_session_id) <= 200) then 'message_bus_session_id_check'
+    when not (length(p_idempotency_key) between 1 and 255) then 'message_bus_idempotency_key_check'
+    when not (p_mode in ('sync', 'async')) then 'message_bus_mode_check'
+    when not (p_compression in ('none', 'gzip')) then 'message_bus_compression_check'
+    when not (p_request_compression in ('none', 'gzip')) then 'message_bus_request_compression_check'
+    when not (p_checksum ~ '^sha256:[0-9a-f]{64}$') then 'message_bus_checksum_check'
+    when not (p_stored_checksum ~ '^sha256:[0-9a-f]{64}$') then 'message_bus_stored_checksum_check'
+    when not (p_request_checksum ~ '^sha256:[0-9a-f]{64}$') then 'message_bus_request_checksum_check'
+    when not (p_payload_size_bytes >= 0) then 'message_bus_payload_size_bytes_check'
+    when not (p_stored_size_bytes >= 0) then 'message_bus_stored_size_bytes_check'
+    when not (p_chunk_count >= 0) then 'message_bus_chunk_count_check'
+    when not (p_request_size_bytes >= 0) then 'message_bus_request_size_bytes_check'
+    when not (p_request_stored_size_bytes >= 0) then 'message_bus_request_stored_size_bytes_check'
+    when not (p_request_chunk_count >= 0) then 'message_bus_request_chunk_count_check'
+    when not (p_run_count >= 0) then 'message_bus_run_count_check'
+    when not (p_ttft_ms >= 0) then 'message_bus_ttft_ms_check'
+    when not (jsonb_typeof(p_attempts) = 'array') then 'message_bus_attempts_check'
+    when not (p_files is null or jsonb_typeof(p_files) = 'array') then 'message_bus_files_check'
+  end;
+  if v_failed is not null then
+    raise exception 'new row for relation "message_bus" violates check constraint "%"', v_failed
+      using errcode = 'check_violation', table = 'message_bus', schema = 'public', constraint = v_failed;
+  end if;
+  return true;
+end $_$;
+
+ALTER FUNCTION bus.message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb) OWNER TO postgres;
+
+--
+-- Name: FUNCTION message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb) IS 'The single-column rules of public.message_bus (check message_bus_rules): true, or check_violation naming the rule that failed (its former constraint name).';
+
+--
 -- Name: uuid_v7(); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -620,27 +678,8 @@ CREATE TABLE public.message_bus (
     request_chunk_count integer,
     ttft_ms integer,
     files jsonb,
-    CONSTRAINT message_bus_attempts_check CHECK ((jsonb_typeof(attempts) = 'array'::text)),
-    CONSTRAINT message_bus_checksum_check CHECK (((octet_length(checksum) = 71) AND (checksum ~ '^sha256:[0-9a-f]+$'::text))),
-    CONSTRAINT message_bus_chunk_count_check CHECK ((chunk_count >= 0)),
     CONSTRAINT message_bus_completed_has_payload CHECK (((status <> 'completed'::text) OR ((checksum IS NOT NULL) AND (payload_size_bytes IS NOT NULL) AND (stored_size_bytes IS NOT NULL) AND (compression IS NOT NULL) AND (chunk_count IS NOT NULL)))),
-    CONSTRAINT message_bus_compression_check CHECK ((compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
-    CONSTRAINT message_bus_files_check CHECK (((files IS NULL) OR (jsonb_typeof(files) = 'array'::text))),
-    CONSTRAINT message_bus_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
-    CONSTRAINT message_bus_mode_check CHECK ((mode = ANY (ARRAY['sync'::text, 'async'::text]))),
-    CONSTRAINT message_bus_payload_size_bytes_check CHECK ((payload_size_bytes >= 0)),
-    CONSTRAINT message_bus_request_checksum_check CHECK (((octet_length(request_checksum) = 71) AND (request_checksum ~ '^sha256:[0-9a-f]+$'::text))),
-    CONSTRAINT message_bus_request_chunk_count_check CHECK ((request_chunk_count >= 0)),
-    CONSTRAINT message_bus_request_compression_check CHECK ((request_compression = ANY (ARRAY['none'::text, 'gzip'::text]))),
-    CONSTRAINT message_bus_request_size_bytes_check CHECK ((request_size_bytes >= 0)),
-    CONSTRAINT message_bus_request_stored_size_bytes_check CHECK ((request_stored_size_bytes >= 0)),
-    CONSTRAINT message_bus_run_count_check CHECK ((run_count >= 0)),
-    CONSTRAINT message_bus_session_id_check CHECK ((length(session_id) <= 200)),
-    CONSTRAINT message_bus_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'completed'::text, 'failed'::text, 'expired'::text]))),
-    CONSTRAINT message_bus_stored_checksum_check CHECK (((octet_length(stored_checksum) = 71) AND (stored_checksum ~ '^sha256:[0-9a-f]+$'::text))),
-    CONSTRAINT message_bus_stored_size_bytes_check CHECK ((stored_size_bytes >= 0)),
-    CONSTRAINT message_bus_tool_check CHECK (((length(tool) >= 1) AND (length(tool) <= 100))),
-    CONSTRAINT message_bus_ttft_ms_check CHECK ((ttft_ms >= 0))
+    CONSTRAINT message_bus_rules CHECK (bus.message_bus_row_ok(status, tool, session_id, idempotency_key, mode, compression, request_compression, checksum, stored_checksum, request_checksum, payload_size_bytes, stored_size_bytes, chunk_count, request_size_bytes, request_stored_size_bytes, request_chunk_count, run_count, ttft_ms, attempts, files))
 );
 
 ALTER TABLE public.message_bus OWNER TO postgres;
@@ -736,10 +775,10 @@ COMMENT ON COLUMN public.message_bus.ttft_ms IS 'Streamed answers: milliseconds 
 COMMENT ON COLUMN public.message_bus.files IS 'The files the message used (chat input.files): [{file_id, sha256, filename}]; null when none.';
 
 --
--- Name: CONSTRAINT message_bus_checksum_check ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
+-- Name: CONSTRAINT message_bus_rules ON message_bus; Type: COMMENT; Schema: public; Owner: postgres
 --
 
-COMMENT ON CONSTRAINT message_bus_checksum_check ON public.message_bus IS 'sha256:<64 lowercase hex digits>, written as a length and an unbounded class: a {64} repetition costs ~7x more on every update of the row.';
+COMMENT ON CONSTRAINT message_bus_rules ON public.message_bus IS 'The single-column rules (status, tool, session_id, idempotency_key, mode, compressions, checksums, sizes, counts, ttft_ms, attempts, files) in one check: bus.message_bus_row_ok.';
 
 --
 -- Name: complete_message(uuid, bigint, bigint, text, text, integer, text, jsonb, text, integer, integer, jsonb, text, bytea, integer, jsonb, text, boolean, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -755,15 +794,6 @@ declare
   v_row public.message_bus;
   v_last jsonb := p_attempts -> -1;
 begin
-  if p_last_chunk is not null then
-    perform bus.append_chunk(p_transaction_id, p_chunk_count - 1, p_last_chunk);
-  end if;
-  select count(*), coalesce(sum(length(data)), 0) into v_chunks, v_bytes
-    from public.message_bus_chunks where transaction_id = p_transaction_id;
-  if v_chunks <> p_chunk_count or v_bytes <> p_stored_size then
-    raise exception 'message % has % chunks / % bytes stored, the writer reported % / %',
-      p_transaction_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
-  end if;
   update public.message_bus set
     status = 'completed', payload_size_bytes = p_payload_size, stored_size_bytes = p_stored_size,
     compression = p_compression, checksum = p_checksum, stored_checksum = p_stored_checksum,
@@ -777,11 +807,25 @@ begin
   if v_row.transaction_id is null then
     raise exception 'message % is not pending for run %', p_transaction_id, p_run using errcode = '55000';
   end if;
-  -- The route that answered (the last attempt) is healthy; the message's concurrency slots are free.
-  if v_last is not null then
-    perform bus.record_route_success(v_last ->> 'provider', v_last ->> 'model');
+  if p_last_chunk is not null then
+    insert into public.message_bus_chunks (transaction_id, seq, owner_id, data, expires_at)
+    values (p_transaction_id, p_chunk_count - 1, v_row.owner_id, p_last_chunk, v_row.expires_at);
   end if;
-  delete from bus.provider_leases where transaction_id = p_transaction_id;
+  select count(*), coalesce(sum(length(data)), 0) into v_chunks, v_bytes
+    from public.message_bus_chunks where transaction_id = p_transaction_id;
+  if v_chunks <> p_chunk_count or v_bytes <> p_stored_size then
+    raise exception 'message % has % chunks / % bytes stored, the writer reported % / %',
+      p_transaction_id, v_chunks, v_bytes, p_chunk_count, p_stored_size using errcode = '22000';
+  end if;
+  -- The route that answered (the last attempt) is healthy (a write only when it had failures); the message's
+  -- concurrency slots are free.
+  if v_last is not null then
+    update bus.routes set state = 'closed', consecutive_failures = 0, open_until = null, trial_until = null,
+                          updated_at = now()
+     where provider = v_last ->> 'provider' and model = v_last ->> 'model'
+       and (state <> 'closed' or consecutive_failures > 0);
+  end if;
+  update bus.provider_slots set transaction_id = null, expires_at = null where transaction_id = p_transaction_id;
   return v_row;
 end $$;
 
@@ -897,6 +941,49 @@ ALTER FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) OWNER T
 --
 
 COMMENT ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) IS 'Drops the chunks a failed attempt of run p_run appended, so that the next attempt (a retry or a fallback) stores from chunk 0.';
+
+--
+-- Name: end_watch_drain(integer, boolean); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.end_watch_drain(p_max_attempts integer DEFAULT 5, p_more boolean DEFAULT false) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_request bigint;
+begin
+  if p_more then
+    v_request := bus.call_function('watcher', '{"drain": true}'::jsonb);
+    update bus.watch_wake
+       set woken_at = case when v_request is null then null else clock_timestamp() end, last_request_id = v_request,
+           last_error = case when v_request is null then 'the request could not be queued (see the database log)' end
+     where id;
+    return true;
+  end if;
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
+  -- Not waited for: while completions hold the shared side, more rows are coming and the drain goes on (waiting
+  -- here would also hold up every completion behind this request).
+  if not pg_try_advisory_xact_lock(hashtextextended('bus.watch_wake', 0)) then
+    return false;
+  end if;
+  perform 1 from bus.watch_queue q
+   where (q.claimed_until is null or q.claimed_until < now()) and q.attempts < p_max_attempts
+   limit 1;
+  if found then
+    return false;
+  end if;
+  update bus.watch_wake set woken_at = null where id;
+  return true;
+end $$;
+
+ALTER FUNCTION bus.end_watch_drain(p_max_attempts integer, p_more boolean) OWNER TO postgres;
+
+--
+-- Name: FUNCTION end_watch_drain(p_max_attempts integer, p_more boolean); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.end_watch_drain(p_max_attempts integer, p_more boolean) IS 'Ends a watcher drain when nothing is left for it and no completion is in flight (false: go on); with p_more, wakes a fresh drain to take over.';
 
 --
 -- Name: error_fingerprint(text, text, text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1256,6 +1343,28 @@ ALTER FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provi
 COMMENT ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) IS 'Forgets a remembered provider file id that the provider no longer knows (nothing to delete there).';
 
 --
+-- Name: free_provider_slot(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.free_provider_slot() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  update bus.provider_slots set transaction_id = null, expires_at = null
+   where provider = old.provider and transaction_id = old.transaction_id;
+  return old;
+end $$;
+
+ALTER FUNCTION bus.free_provider_slot() OWNER TO postgres;
+
+--
+-- Name: FUNCTION free_provider_slot(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.free_provider_slot() IS 'INSTEAD OF DELETE on bus.provider_leases: frees the slot instead of deleting its row.';
+
+--
 -- Name: group_error_observation(); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -1302,6 +1411,37 @@ ALTER FUNCTION bus.group_failure() OWNER TO postgres;
 --
 
 COMMENT ON FUNCTION bus.group_failure() IS 'Trigger: a message that failed is an occurrence of its error group.';
+
+--
+-- Name: hold_provider_slot(); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.hold_provider_slot() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  update bus.provider_slots s set transaction_id = new.transaction_id, expires_at = new.expires_at
+   where s.provider = new.provider and s.slot = (
+     select f.slot from bus.provider_slots f
+      where f.provider = new.provider and (f.transaction_id is null or f.expires_at <= now())
+      order by f.slot limit 1
+      for update skip locked);
+  if not found then
+    insert into bus.provider_slots (provider, slot, transaction_id, expires_at)
+    select new.provider, coalesce(max(x.slot) + 1, 0), new.transaction_id, new.expires_at
+      from bus.provider_slots x where x.provider = new.provider;
+  end if;
+  return new;
+end $$;
+
+ALTER FUNCTION bus.hold_provider_slot() OWNER TO postgres;
+
+--
+-- Name: FUNCTION hold_provider_slot(); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.hold_provider_slot() IS 'INSTEAD OF INSERT on bus.provider_leases: holds the provider''s first free slot (or a new one) for the lease.';
 
 --
 -- Name: log_maintenance(text, timestamp with time zone, integer, boolean, jsonb, text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -1989,6 +2129,72 @@ ALTER FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version t
 COMMENT ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer) IS 'Stores the watcher''s observation of a message once per watcher version, clears its watch_queue row and broadcasts event "observation" on bus:<owner_id>; a repeat returns the first (created = false).';
 
 --
+-- Name: record_observations(text, jsonb); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.record_observations(p_watcher_version text, p_observations jsonb) RETURNS TABLE(transaction_id uuid, observation_id bigint, created boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
+  return query
+    with given as (
+      select x.transaction_id, x.verdict, coalesce(x.findings, '[]'::jsonb) as findings, x.analysed_bytes,
+             coalesce(x.partial, false) as partial, x.review, x.review_tokens, x.duration_ms,
+             coalesce(x.drop, false) as drop
+      from jsonb_to_recordset(p_observations) as x(transaction_id uuid, verdict text, findings jsonb,
+        analysed_bytes bigint, partial boolean, review jsonb, review_tokens integer, duration_ms integer, drop boolean)
+    ), owned as (
+      -- Each message's owner by key (a correlated subquery, so never a scan of the table, whatever the plan).
+      select g.*, (select m.owner_id from public.message_bus m where m.transaction_id = g.transaction_id) as owner_id
+      from given g where not g.drop
+    ), inserted as (
+      insert into public.message_bus_observations as o
+        (transaction_id, owner_id, watcher_version, verdict, findings, analysed_bytes, partial, review, review_tokens,
+         duration_ms)
+      select w.transaction_id, w.owner_id, p_watcher_version, w.verdict, w.findings, w.analysed_bytes, w.partial,
+             w.review, w.review_tokens, w.duration_ms
+      from owned w where w.owner_id is not null
+      on conflict on constraint message_bus_observations_once do nothing
+      returning o.id, o.transaction_id, o.owner_id, o.verdict, o.findings
+    ), cleared as (
+      delete from bus.watch_queue q where q.transaction_id = any (array(select g.transaction_id from given g))
+    ), announced as (
+      select i.id, i.transaction_id, realtime.send(
+        jsonb_build_object(
+          'transaction_id', i.transaction_id,
+          'verdict', i.verdict,
+          'findings', (select coalesce(jsonb_agg(jsonb_build_object('code', f.value ->> 'code', 'message', f.value ->> 'message')
+                                                 order by f.ordinality), '[]'::jsonb)
+                       from jsonb_array_elements(i.findings) with ordinality as f)
+        ),
+        'observation',
+        'bus:' || i.owner_id::text,
+        true
+      ) as sent
+      from inserted i
+    ), earlier as (
+      select w.transaction_id,
+             (select o.id from public.message_bus_observations o
+               where o.transaction_id = w.transaction_id and o.watcher_version = p_watcher_version) as id
+      from owned w
+      where w.owner_id is not null and not exists (select 1 from inserted i where i.transaction_id = w.transaction_id)
+    )
+    select a.transaction_id, a.id, true from announced a
+    union all
+    select e.transaction_id, e.id, false from earlier e where e.id is not null;
+end $$;
+
+ALTER FUNCTION bus.record_observations(p_watcher_version text, p_observations jsonb) OWNER TO postgres;
+
+--
+-- Name: FUNCTION record_observations(p_watcher_version text, p_observations jsonb); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.record_observations(p_watcher_version text, p_observations jsonb) IS 'Records a watcher drain''s observations in one statement (each once per watcher version, broadcast as event observation on bus:<owner_id>), clears their queue rows (and those of dropped messages); answers each with created = false when it had been observed before.';
+
+--
 -- Name: record_route_failure(text, text, integer, integer, text); Type: FUNCTION; Schema: bus; Owner: postgres
 --
 
@@ -2054,7 +2260,8 @@ CREATE FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  delete from bus.provider_leases where provider = p_provider and transaction_id = p_transaction_id;
+  update bus.provider_slots set transaction_id = null, expires_at = null
+   where provider = p_provider and transaction_id = p_transaction_id;
 $$;
 
 ALTER FUNCTION bus.release_provider_slot(p_provider text, p_transaction_id uuid) OWNER TO postgres;
@@ -2590,23 +2797,26 @@ CREATE FUNCTION bus.sweep_unobserved(p_min_age interval DEFAULT '00:02:00'::inte
     SET search_path TO ''
     AS $$
 declare
-  v_id uuid;
-  v_sent integer := 0;
+  v_waiting integer;
+  v_request bigint;
 begin
   -- A message whose payload expired has nothing left to check.
   delete from bus.watch_queue q using public.message_bus m
    where m.transaction_id = q.transaction_id and (m.payload_deleted_at is not null or m.expires_at <= now());
-  for v_id in
-    select q.transaction_id from bus.watch_queue q
+  select count(*) into v_waiting from (
+    select 1 from bus.watch_queue q
      where q.requested_at <= now() - p_min_age and q.attempts < p_max_attempts
-     order by q.requested_at
-     limit p_limit
-     for update skip locked
-  loop
-    perform bus.request_watch(v_id);
-    v_sent := v_sent + 1;
-  end loop;
-  return v_sent;
+       and (q.claimed_until is null or q.claimed_until < now())
+     limit p_limit) w;
+  if v_waiting > 0 then
+    v_request := bus.call_function('watcher', '{"drain": true}'::jsonb);
+    update bus.watch_wake
+       set woken_at = case when v_request is null then woken_at else clock_timestamp() end,
+           last_request_id = coalesce(v_request, last_request_id),
+           last_error = case when v_request is null then 'the request could not be queued (see the database log)' end
+     where id;
+  end if;
+  return v_waiting;
 end $$;
 
 ALTER FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) OWNER TO postgres;
@@ -2615,7 +2825,7 @@ ALTER FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, 
 -- Name: FUNCTION sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) IS 'Re-sends watch requests for messages still unobserved after p_min_age (at most p_max_attempts each, p_limit per run); returns how many were sent.';
+COMMENT ON FUNCTION bus.sweep_unobserved(p_min_age interval, p_max_attempts integer, p_limit integer) IS 'Wakes a watcher drain when queued messages have waited past p_min_age without being taken (at most p_max_attempts each); returns how many are waiting (counted up to p_limit).';
 
 --
 -- Name: take_provider_file_deletions(integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -2667,6 +2877,56 @@ ALTER FUNCTION bus.take_review_slot(p_reviewer text, p_per_hour integer) OWNER T
 --
 
 COMMENT ON FUNCTION bus.take_review_slot(p_reviewer text, p_per_hour integer) IS 'Takes one model review from the reviewer''s budget for the current UTC hour; false when p_per_hour are used up.';
+
+--
+-- Name: take_watch_batch(text, integer, integer, integer); Type: FUNCTION; Schema: bus; Owner: postgres
+--
+
+CREATE FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer DEFAULT 50, p_claim_seconds integer DEFAULT 60, p_max_attempts integer DEFAULT 5) RETURNS TABLE(transaction_id uuid, status text, checksum text, stored_checksum text, chunk_count integer, compression text, payload_size_bytes bigint, finish_reason text, usage jsonb, error jsonb, metadata jsonb, expired boolean, observation jsonb, only_chunk bytea, stream boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform set_config('synchronous_commit', 'off', true); -- see the top of this file
+  -- This drain is alive (written at most once a second: the 5 s of presumed death are far).
+  update bus.watch_wake set woken_at = clock_timestamp()
+   where id and (woken_at is null or woken_at < clock_timestamp() - interval '1 second');
+  -- Rows are found by key (`= any (array(...))`), never by a join the planner may turn into a scan of the queue,
+  -- which keeps dead rows between vacuums: its plan is cached and generic (the same holds below).
+  return query
+    with claimed as (
+      update bus.watch_queue q
+         set claimed_until = now() + make_interval(secs => p_claim_seconds), attempts = q.attempts + 1,
+             requested_at = now()
+       where q.transaction_id = any (array(
+         select p.transaction_id from bus.watch_queue p
+          where (p.claimed_until is null or p.claimed_until < now()) and p.attempts < p_max_attempts
+          order by p.first_requested_at
+          limit p_limit
+          for update skip locked))
+      returning q.transaction_id
+    )
+    select m.transaction_id, m.status, m.checksum, m.stored_checksum, m.chunk_count, m.compression,
+           m.payload_size_bytes, m.finish_reason, m.usage, m.error, m.metadata,
+           (m.payload_deleted_at is not null or m.expires_at <= now()),
+           (select to_jsonb(o) from (
+              select o.id as observation_id, o.watcher_version, o.verdict, o.findings, o.partial, o.analysed_bytes,
+                     o.review
+              from public.message_bus_observations o
+              where o.transaction_id = m.transaction_id and o.watcher_version = p_watcher_version) o),
+           (select c.data from public.message_bus_chunks c
+             where c.transaction_id = m.transaction_id and c.seq = 0 and m.chunk_count = 1),
+           m.stream
+    from claimed c join public.message_bus m on m.transaction_id = c.transaction_id;
+end $$;
+
+ALTER FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer) OWNER TO postgres;
+
+--
+-- Name: FUNCTION take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer); Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer) IS 'Takes up to p_limit rows of bus.watch_queue for a watcher drain (skip locked, claimed for p_claim_seconds, at most p_max_attempts each) and answers each message as bus.watch_target does; refreshes bus.watch_wake.';
 
 --
 -- Name: trim_cron_history(interval, integer); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -2812,9 +3072,28 @@ CREATE FUNCTION bus.watch_on_finish() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  v_request bigint;
 begin
   insert into bus.watch_queue (transaction_id) values (new.transaction_id) on conflict (transaction_id) do nothing;
-  perform bus.request_watch(new.transaction_id);
+  perform pg_advisory_xact_lock_shared(hashtextextended('bus.watch_wake', 0));
+  perform 1 from bus.watch_wake w where w.woken_at > clock_timestamp() - interval '5 seconds';
+  if found then
+    return null;
+  end if;
+  -- Of transactions that find no drain at once, the first one wakes one; the others wait for its commit and then
+  -- find woken_at set.
+  update bus.watch_wake set woken_at = clock_timestamp()
+   where id and (woken_at is null or woken_at <= clock_timestamp() - interval '5 seconds');
+  if not found then
+    return null;
+  end if;
+  v_request := bus.call_function('watcher', '{"drain": true}'::jsonb);
+  update bus.watch_wake
+     set last_request_id = v_request,
+         last_error = case when v_request is null then 'the request could not be queued (see the database log)' end,
+         woken_at = case when v_request is null then null else woken_at end -- not sent: the next completion tries
+   where id;
   return null;
 end $$;
 
@@ -2824,7 +3103,7 @@ ALTER FUNCTION bus.watch_on_finish() OWNER TO postgres;
 -- Name: FUNCTION watch_on_finish(); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.watch_on_finish() IS 'Trigger: a message that completed or failed is queued for the watcher and its transaction ID sent to it.';
+COMMENT ON FUNCTION bus.watch_on_finish() IS 'Trigger: a message that completed or failed is queued for the watcher, which is woken (through pg_net) unless a drain is under way; holds the shared side of the drain lock until the transaction ends.';
 
 --
 -- Name: watch_target(uuid, text); Type: FUNCTION; Schema: bus; Owner: postgres
@@ -3285,22 +3564,45 @@ ALTER TABLE bus.provider_files OWNER TO postgres;
 COMMENT ON TABLE bus.provider_files IS 'The provider''s id of a file uploaded to it for extraction (<NAME>_FILES=extract), so that each file is uploaded to each provider once; base_url is where it was uploaded.';
 
 --
--- Name: provider_leases; Type: TABLE; Schema: bus; Owner: postgres
+-- Name: provider_slots; Type: TABLE; Schema: bus; Owner: postgres
 --
 
-CREATE TABLE bus.provider_leases (
+CREATE TABLE bus.provider_slots (
     provider text NOT NULL,
-    transaction_id uuid NOT NULL,
-    expires_at timestamp with time zone NOT NULL
-);
+    slot integer NOT NULL,
+    transaction_id uuid,
+    expires_at timestamp with time zone,
+    CONSTRAINT provider_slots_held CHECK (((transaction_id IS NULL) = (expires_at IS NULL))),
+    CONSTRAINT provider_slots_slot_check CHECK ((slot >= 0))
+)
+WITH (fillfactor='50');
+
+ALTER TABLE bus.provider_slots OWNER TO postgres;
+
+--
+-- Name: TABLE provider_slots; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.provider_slots IS 'The concurrency slots of providers with <NAME>_MAX_CONCURRENCY (slots 0 .. max-1, made on first use): held by transaction_id until expires_at (a slot past it belongs to a dead worker and is free).';
+
+--
+-- Name: provider_leases; Type: VIEW; Schema: bus; Owner: postgres
+--
+
+CREATE VIEW bus.provider_leases AS
+ SELECT s.provider,
+    s.transaction_id,
+    s.expires_at
+   FROM bus.provider_slots s
+  WHERE ((s.transaction_id IS NOT NULL) AND (s.expires_at > now()));
 
 ALTER TABLE bus.provider_leases OWNER TO postgres;
 
 --
--- Name: TABLE provider_leases; Type: COMMENT; Schema: bus; Owner: postgres
+-- Name: VIEW provider_leases; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.provider_leases IS 'One row per provider call in flight under <NAME>_MAX_CONCURRENCY; a row past expires_at belongs to a dead worker and no longer counts.';
+COMMENT ON VIEW bus.provider_leases IS 'The concurrency slots held now: one row per provider call in flight under <NAME>_MAX_CONCURRENCY (a slot past its expires_at belongs to a dead worker and is free). Deleting a row frees its slot, inserting one holds a free slot, updating expires_at renews it.';
 
 --
 -- Name: rate_windows; Type: TABLE; Schema: bus; Owner: postgres
@@ -3383,6 +3685,7 @@ CREATE TABLE bus.watch_queue (
     attempts integer DEFAULT 0 NOT NULL,
     last_request_id bigint,
     last_error text,
+    claimed_until timestamp with time zone,
     CONSTRAINT watch_queue_attempts_check CHECK ((attempts >= 0))
 );
 
@@ -3392,7 +3695,51 @@ ALTER TABLE bus.watch_queue OWNER TO postgres;
 -- Name: TABLE watch_queue; Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON TABLE bus.watch_queue IS 'Messages that completed or failed and have no observation yet; the sweep re-sends them (bounded attempts).';
+COMMENT ON TABLE bus.watch_queue IS 'Messages that completed or failed and have no observation yet; watcher drains take them in batches (bounded attempts).';
+
+--
+-- Name: COLUMN watch_queue.requested_at; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.watch_queue.requested_at IS 'When the row was last taken (or queued).';
+
+--
+-- Name: COLUMN watch_queue.attempts; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.watch_queue.attempts IS 'Times a watcher took the row (a drain''s claim, or a per-message request); bounded by the sweep''s p_max_attempts.';
+
+--
+-- Name: COLUMN watch_queue.claimed_until; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.watch_queue.claimed_until IS 'Until when a watcher drain holds the row (null: not taken); a claim that runs out (its drain died) is taken again.';
+
+--
+-- Name: watch_wake; Type: TABLE; Schema: bus; Owner: postgres
+--
+
+CREATE TABLE bus.watch_wake (
+    id boolean DEFAULT true NOT NULL,
+    woken_at timestamp with time zone,
+    last_request_id bigint,
+    last_error text,
+    CONSTRAINT watch_wake_id_check CHECK (id)
+);
+
+ALTER TABLE bus.watch_wake OWNER TO postgres;
+
+--
+-- Name: TABLE watch_wake; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON TABLE bus.watch_wake IS 'One row: whether a watcher drain is under way (woken_at, refreshed by every batch it takes; null when none) and the last wake sent.';
+
+--
+-- Name: COLUMN watch_wake.woken_at; Type: COMMENT; Schema: bus; Owner: postgres
+--
+
+COMMENT ON COLUMN bus.watch_wake.woken_at IS 'When a drain was last woken or last took a batch; null once a drain found the queue empty. Older than 5 s: the drain is presumed dead.';
 
 --
 -- Name: message_bus_chunks; Type: TABLE; Schema: public; Owner: postgres
@@ -3775,11 +4122,11 @@ ALTER TABLE ONLY bus.provider_files
     ADD CONSTRAINT provider_files_pkey PRIMARY KEY (file_id, provider);
 
 --
--- Name: provider_leases provider_leases_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+-- Name: provider_slots provider_slots_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
 --
 
-ALTER TABLE ONLY bus.provider_leases
-    ADD CONSTRAINT provider_leases_pkey PRIMARY KEY (provider, transaction_id);
+ALTER TABLE ONLY bus.provider_slots
+    ADD CONSTRAINT provider_slots_pkey PRIMARY KEY (provider, slot);
 
 --
 -- Name: rate_windows rate_windows_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
@@ -3815,6 +4162,13 @@ ALTER TABLE ONLY bus.user_limits
 
 ALTER TABLE ONLY bus.watch_queue
     ADD CONSTRAINT watch_queue_pkey PRIMARY KEY (transaction_id);
+
+--
+-- Name: watch_wake watch_wake_pkey; Type: CONSTRAINT; Schema: bus; Owner: postgres
+--
+
+ALTER TABLE ONLY bus.watch_wake
+    ADD CONSTRAINT watch_wake_pkey PRIMARY KEY (id);
 
 --
 -- Name: message_bus_chunks message_bus_chunks_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
@@ -3904,10 +4258,10 @@ CREATE INDEX maintenance_log_started_at ON bus.maintenance_log USING btree (star
 CREATE INDEX message_files_file_id ON bus.message_files USING btree (file_id);
 
 --
--- Name: provider_leases_transaction; Type: INDEX; Schema: bus; Owner: postgres
+-- Name: watch_queue_first_requested_at; Type: INDEX; Schema: bus; Owner: postgres
 --
 
-CREATE INDEX provider_leases_transaction ON bus.provider_leases USING btree (transaction_id);
+CREATE INDEX watch_queue_first_requested_at ON bus.watch_queue USING btree (first_requested_at);
 
 --
 -- Name: watch_queue_requested_at; Type: INDEX; Schema: bus; Owner: postgres
@@ -3968,6 +4322,18 @@ CREATE INDEX message_bus_purge ON public.message_bus USING btree (expires_at) WH
 --
 
 CREATE INDEX message_bus_request_chunks_expires_at ON public.message_bus_request_chunks USING btree (expires_at);
+
+--
+-- Name: provider_leases provider_leases_free; Type: TRIGGER; Schema: bus; Owner: postgres
+--
+
+CREATE TRIGGER provider_leases_free INSTEAD OF DELETE ON bus.provider_leases FOR EACH ROW EXECUTE FUNCTION bus.free_provider_slot();
+
+--
+-- Name: provider_leases provider_leases_hold; Type: TRIGGER; Schema: bus; Owner: postgres
+--
+
+CREATE TRIGGER provider_leases_hold INSTEAD OF INSERT ON bus.provider_leases FOR EACH ROW EXECUTE FUNCTION bus.hold_provider_slot();
 
 --
 -- Name: message_bus message_bus_broadcast_insert; Type: TRIGGER; Schema: public; Owner: postgres
@@ -4292,6 +4658,13 @@ REVOKE ALL ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p
 GRANT ALL ON FUNCTION bus.cleanup_files(p_batch integer, p_budget_ms integer, p_stale_upload interval) TO service_role;
 
 --
+-- Name: FUNCTION message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.message_bus_row_ok(p_status text, p_tool text, p_session_id text, p_idempotency_key text, p_mode text, p_compression text, p_request_compression text, p_checksum text, p_stored_checksum text, p_request_checksum text, p_payload_size_bytes bigint, p_stored_size_bytes bigint, p_chunk_count integer, p_request_size_bytes bigint, p_request_stored_size_bytes bigint, p_request_chunk_count integer, p_run_count integer, p_ttft_ms integer, p_attempts jsonb, p_files jsonb) TO service_role;
+
+--
 -- Name: FUNCTION uuid_v7(); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -4332,6 +4705,13 @@ GRANT ALL ON FUNCTION bus.delete_file(p_file_id uuid, p_owner uuid) TO service_r
 
 REVOKE ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.discard_payload(p_transaction_id uuid, p_run integer) TO service_role;
+
+--
+-- Name: FUNCTION end_watch_drain(p_max_attempts integer, p_more boolean); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.end_watch_drain(p_max_attempts integer, p_more boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.end_watch_drain(p_max_attempts integer, p_more boolean) TO service_role;
 
 --
 -- Name: FUNCTION error_fingerprint(p_code text, p_provider text, p_normalised_message text); Type: ACL; Schema: bus; Owner: postgres
@@ -4397,6 +4777,12 @@ REVOKE ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text,
 GRANT ALL ON FUNCTION bus.forget_provider_file(p_file_id uuid, p_provider text, p_provider_file_id text) TO service_role;
 
 --
+-- Name: FUNCTION free_provider_slot(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.free_provider_slot() FROM PUBLIC;
+
+--
 -- Name: FUNCTION group_error_observation(); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -4407,6 +4793,12 @@ REVOKE ALL ON FUNCTION bus.group_error_observation() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION bus.group_failure() FROM PUBLIC;
+
+--
+-- Name: FUNCTION hold_provider_slot(); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.hold_provider_slot() FROM PUBLIC;
 
 --
 -- Name: FUNCTION log_maintenance(p_job text, p_started_at timestamp with time zone, p_rounds integer, p_complete boolean, p_counts jsonb, p_error text); Type: ACL; Schema: bus; Owner: postgres
@@ -4525,6 +4917,13 @@ GRANT ALL ON FUNCTION bus.record_error_investigation(p_fingerprint text, p_inves
 
 REVOKE ALL ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bus.record_observation(p_transaction_id uuid, p_watcher_version text, p_verdict text, p_findings jsonb, p_analysed_bytes bigint, p_partial boolean, p_review jsonb, p_review_tokens integer, p_duration_ms integer) TO service_role;
+
+--
+-- Name: FUNCTION record_observations(p_watcher_version text, p_observations jsonb); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.record_observations(p_watcher_version text, p_observations jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.record_observations(p_watcher_version text, p_observations jsonb) TO service_role;
 
 --
 -- Name: FUNCTION record_route_failure(p_provider text, p_model text, p_threshold integer, p_timeout_seconds integer, p_error text); Type: ACL; Schema: bus; Owner: postgres
@@ -4671,6 +5070,13 @@ REVOKE ALL ON FUNCTION bus.take_review_slot(p_reviewer text, p_per_hour integer)
 GRANT ALL ON FUNCTION bus.take_review_slot(p_reviewer text, p_per_hour integer) TO service_role;
 
 --
+-- Name: FUNCTION take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer); Type: ACL; Schema: bus; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bus.take_watch_batch(p_watcher_version text, p_limit integer, p_claim_seconds integer, p_max_attempts integer) TO service_role;
+
+--
 -- Name: FUNCTION trim_cron_history(p_older_than interval, p_batch integer); Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -4814,6 +5220,12 @@ GRANT ALL ON TABLE bus.provider_file_deletions TO service_role;
 GRANT ALL ON TABLE bus.provider_files TO service_role;
 
 --
+-- Name: TABLE provider_slots; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT ALL ON TABLE bus.provider_slots TO service_role;
+
+--
 -- Name: TABLE provider_leases; Type: ACL; Schema: bus; Owner: postgres
 --
 
@@ -4842,6 +5254,12 @@ GRANT ALL ON TABLE bus.routes TO service_role;
 --
 
 GRANT ALL ON TABLE bus.watch_queue TO service_role;
+
+--
+-- Name: TABLE watch_wake; Type: ACL; Schema: bus; Owner: postgres
+--
+
+GRANT SELECT ON TABLE bus.watch_wake TO service_role;
 
 --
 -- Name: TABLE message_bus_chunks; Type: ACL; Schema: public; Owner: postgres

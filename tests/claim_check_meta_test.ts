@@ -110,7 +110,8 @@ Deno.test("list: the caller's messages oldest change first, with since and limit
 
 Deno.test("retrieved_count counts payload fetches (not meta reads); If-None-Match answers 304", async () => {
   const user = await newUser();
-  const invoked = await invoke(user.token, chatBody({ bytes: 2000 }));
+  // Above MIN_GZIP_BYTES (payload_store.ts), so that it is stored gzip and has a gzip representation too.
+  const invoked = await invoke(user.token, chatBody({ bytes: 5000 }));
   const id = invoked.json.transaction_id;
   const hex = invoked.json.checksum.slice("sha256:".length);
 

@@ -18,6 +18,7 @@ import {
   sha256Stream,
   standinDirect,
 } from "./claim_check_helpers.ts";
+import { MIN_GZIP_BYTES } from "../supabase/functions/_shared/payload_store.ts";
 
 const KB = 1000;
 const MB = 1000 * 1000;
@@ -63,9 +64,18 @@ async function roundTrip(bytes: number) {
     assert.deepEqual(expected, fetched, "the provider's own bytes have the same sha256 and size");
   }
 
-  // 2. gzip: the raw bytes on the wire are the stored gzip, and decode to the same checksum.
+  // 2. gzip: the raw bytes on the wire are the stored gzip, and decode to the same checksum; a payload under
+  // MIN_GZIP_BYTES is stored as it is, and a gzip client gets those bytes.
   const meta = await fetchJson(user.token, `/${id}/meta`);
   assert.equal(meta.status, 200);
+  if (bytes < MIN_GZIP_BYTES) {
+    assert.equal(meta.json.compression, "none", "a payload under MIN_GZIP_BYTES is stored as it is");
+    const plain = await rawGet(url, { authorization: `Bearer ${user.token}`, "accept-encoding": "gzip" });
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers["content-encoding"], undefined, "served as stored, not encoded");
+    assert.deepEqual(await sha256Stream(plain.body), { hex, size: bytes });
+    return;
+  }
   assert.equal(meta.json.compression, "gzip", "the stand-in's filler compresses, so it is stored gzip");
   assert.ok(meta.json.stored_size_bytes < bytes, `stored ${meta.json.stored_size_bytes} < raw ${bytes}`);
   const gz = await rawGet(url, { authorization: `Bearer ${user.token}`, "accept-encoding": "gzip" });

@@ -65,8 +65,8 @@ export function completionBody(content: string): Uint8Array {
 /**
  * Stores and completes a message in one transaction through bus.begin_message / append_chunk / complete_message
  * (the same calls tool-invoke makes). `stored` replaces the stored bytes (to store bytes that do not match the
- * checksum); `loseWebhook` deletes the watcher request the trigger queued before the transaction commits, as if
- * pg_net had dropped it.
+ * checksum); `loseWebhook` leaves the message claimed by a drain that died (a lost wake, or a drain stopped
+ * mid-batch), so that only the sweep, once the claim has run out, brings it to the watcher again.
  */
 export async function storeMessage(
   sql: postgres.Sql,
@@ -84,9 +84,11 @@ export async function storeMessage(
     await tx`select bus.complete_message(${id}::uuid, ${body.length}, ${stored.length}, 'none', ${checksum}, 1, 'stop',
                                          '{"completion_tokens": 5}'::jsonb, 'direct-sql', 1, 1)`;
     if (opts.loseWebhook) {
-      const lost = await tx`delete from net.http_request_queue
-                            where convert_from(body, 'utf8')::jsonb ->> 'transaction_id' = ${id} returning id`;
-      if (lost.length !== 1) throw new Error(`expected one queued watcher request for ${id}, found ${lost.length}`);
+      // As if a drain had taken the message and died (migration 20261126000900): claimed for an hour, no drain
+      // takes it until that claim runs out.
+      const lost = await tx`update bus.watch_queue set claimed_until = now() + interval '1 hour', attempts = 1
+                            where transaction_id = ${id}::uuid returning 1`;
+      if (lost.length !== 1) throw new Error(`expected ${id} in the watch queue, found ${lost.length} rows`);
     }
     return id;
   }) as string;

@@ -1,12 +1,13 @@
--- pgTAP tests of the watcher and cleanup migrations (20261121000300_watcher.sql, 20261121000400_cleanup.sql): tables,
--- the watch trigger and its pg_net request, observations (idempotent, broadcast, shown in message_bus_meta), the
--- sweep, the review budget, the pg_cron jobs, and every cleanup step with its batch limits.
+-- pgTAP tests of the watcher and cleanup migrations (20261121000300_watcher.sql, 20261121000400_cleanup.sql,
+-- 20261126000900_watch_batches.sql): tables, the watch trigger and its wake of a drain through pg_net, observations
+-- (idempotent, broadcast, shown in message_bus_meta), drains (take, record, end), the sweep, the review budget, the
+-- pg_cron jobs, and every cleanup step with its batch limits.
 -- Everything happens in one transaction that is rolled back: queued pg_net requests are never sent (pg_net wakes
 -- at commit only, supabase-platform.md §2.3) and cron jobs scheduled here never run.
 
 begin;
 set local search_path = public, extensions;
-select plan(98);
+select plan(116);
 
 do $$ begin
   perform set_config('test.alice', 'a11ce000-0000-4000-8000-0000000000a1', true),
@@ -83,28 +84,35 @@ select ok(not has_table_privilege('authenticated', 'bus.watch_queue', 'select'),
 -- ---------------------------------------------------------------------------------------------------------------
 -- The watch trigger
 -- ---------------------------------------------------------------------------------------------------------------
+-- No drain under way (as on a quiet bus; rolled back with the rest).
+update bus.watch_wake set woken_at = null, last_request_id = null, last_error = null;
 do $$ begin perform set_config('test.queue_before', coalesce(max(id), 0)::text, true) from net.http_request_queue; end $$;
 do $$ begin perform set_config('test.m1', pg_temp.completed(current_setting('test.alice')::uuid)::text, true); end $$;
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.m1')::uuid), 1,
-  'completing a message puts it in the watch queue with one attempt');
+select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.m1')::uuid), 0,
+  'completing a message puts it in the watch queue, not yet taken');
 select is(
   (select count(*)::int from net.http_request_queue where id > current_setting('test.queue_before')::bigint),
-  1, 'completing a message queues exactly one pg_net request');
+  1, 'completing a message while no drain is under way queues exactly one pg_net request');
 select is(
   (select url from net.http_request_queue where id > current_setting('test.queue_before')::bigint),
   (select decrypted_secret from vault.decrypted_secrets where name = 'project_url') || '/functions/v1/watcher',
   'the request goes to the watcher at the Vault project_url');
 select is(
   (select convert_from(body, 'utf8')::jsonb from net.http_request_queue where id > current_setting('test.queue_before')::bigint),
-  jsonb_build_object('transaction_id', current_setting('test.m1'), 'async', true),
-  'the request body is the transaction ID only (and async)');
+  '{"drain": true}'::jsonb, 'the request asks for a drain of the queue (a tiny body, no message data)');
 select is(
   (select headers ->> 'Authorization' from net.http_request_queue where id > current_setting('test.queue_before')::bigint),
   'Bearer ' || (select decrypted_secret from vault.decrypted_secrets where name = 'service_role_key'),
   'the request carries the Vault service_role_key');
+select ok(
+  (select last_request_id = (select max(id) from net.http_request_queue) and woken_at is not null from bus.watch_wake),
+  'bus.watch_wake remembers the wake and that a drain is under way');
+do $$ begin perform set_config('test.m1b', pg_temp.completed(current_setting('test.alice')::uuid)::text, true); end $$;
 select is(
-  (select last_request_id from bus.watch_queue where transaction_id = current_setting('test.m1')::uuid),
-  (select max(id) from net.http_request_queue), 'the watch queue remembers the request id');
+  (select count(*)::int from net.http_request_queue where id > current_setting('test.queue_before')::bigint),
+  1, 'a completion while a drain is under way queues no second request');
+select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.m1b')::uuid), 1,
+  'and leaves its message in the queue for that drain');
 
 do $$ begin
   perform set_config('test.p1', (select transaction_id from bus.begin_message(current_setting('test.alice')::uuid,
@@ -113,12 +121,13 @@ end $$;
 select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.p1')::uuid), 0,
   'a pending message is not watched');
 do $$ begin perform bus.fail_message(current_setting('test.p1')::uuid, '{"code": "provider_error", "message": "boom"}'::jsonb); end $$;
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.p1')::uuid), 1,
+select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.p1')::uuid), 1,
   'a failed message is watched too');
 
--- Without the Vault secrets the status change still goes through; the queue row records why nothing was sent.
+-- Without the Vault secrets the status change still goes through; bus.watch_wake records why nothing was sent.
 do $$ begin perform set_config('test.url', (select secret from vault.secrets where name = 'project_url'), true); end $$;
 delete from vault.secrets where name = 'project_url';
+update bus.watch_wake set woken_at = null;
 -- The WARNING bus.call_function raises here is the expected one; kept out of the test output.
 set client_min_messages = error;
 do $$ begin perform set_config('test.m2', pg_temp.completed(current_setting('test.alice')::uuid)::text, true); end $$;
@@ -126,9 +135,11 @@ reset client_min_messages;
 select is((select status from public.message_bus where transaction_id = current_setting('test.m2')::uuid), 'completed',
   'a message completes even when the watcher cannot be called');
 select ok(
-  (select last_request_id is null and last_error like '%could not be queued%' from bus.watch_queue
-    where transaction_id = current_setting('test.m2')::uuid),
-  'the watch queue row says the request could not be queued');
+  (select last_request_id is null and last_error like '%could not be queued%' from bus.watch_wake),
+  'bus.watch_wake says the wake could not be queued');
+select ok((select woken_at is null from bus.watch_wake), 'so the next completion tries to wake a drain again');
+select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.m2')::uuid), 1,
+  'the message waits in the queue meanwhile');
 do $$ begin perform vault.create_secret(current_setting('test.url'), 'project_url'); end $$;
 
 -- ---------------------------------------------------------------------------------------------------------------
@@ -212,17 +223,72 @@ reset role;
 update bus.watch_queue set requested_at = now() - interval '1 hour';
 do $$ begin perform set_config('test.m3', pg_temp.completed(current_setting('test.alice')::uuid)::text, true); end $$;
 update bus.watch_queue set attempts = 5 where transaction_id = current_setting('test.p1')::uuid;
-select is(bus.sweep_unobserved('2 minutes', 5, 1000) >= 1, true, 'the sweep re-sends what is older than its minimum age');
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.m2')::uuid), 2,
-  'a re-sent message counts a second attempt');
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.m3')::uuid), 1,
-  'a message younger than the minimum age is not re-sent');
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.p1')::uuid), 5,
-  'a message out of attempts is not re-sent');
+-- Only the three rows this part is about (rolled back with the rest).
+delete from bus.watch_queue where transaction_id not in
+  (current_setting('test.m2')::uuid, current_setting('test.m3')::uuid, current_setting('test.p1')::uuid);
+do $$ begin perform set_config('test.queue_before', coalesce(max(id), 0)::text, true) from net.http_request_queue; end $$;
+select is(bus.sweep_unobserved('2 minutes', 5, 1000), 1,
+  'the sweep counts what waited past its minimum age with attempts left (not the young one, not the one out of attempts)');
+select is(
+  (select count(*)::int from net.http_request_queue
+    where id > current_setting('test.queue_before')::bigint and convert_from(body, 'utf8')::jsonb = '{"drain": true}'),
+  1, 'and wakes a drain');
+update bus.watch_queue set claimed_until = now() + interval '1 minute' where transaction_id = current_setting('test.m2')::uuid;
+select is(bus.sweep_unobserved('2 minutes', 5, 1000), 0, 'a message a drain holds is left to it');
+update bus.watch_queue set claimed_until = now() - interval '1 second' where transaction_id = current_setting('test.m2')::uuid;
+select is(bus.sweep_unobserved('2 minutes', 5, 1000), 1, 'once that claim has run out, the sweep counts it again');
 update public.message_bus set expires_at = now() - interval '1 second' where transaction_id = current_setting('test.m3')::uuid;
 do $$ begin perform bus.sweep_unobserved('2 minutes', 5, 1000); end $$;
 select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.m3')::uuid), 0,
   'an expired message leaves the watch queue');
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Drains (20261126000900_watch_batches.sql)
+-- ---------------------------------------------------------------------------------------------------------------
+do $$ begin
+  perform set_config('test.d1', pg_temp.completed(current_setting('test.alice')::uuid)::text, true);
+  perform set_config('test.d2', pg_temp.completed(current_setting('test.bob')::uuid)::text, true);
+end $$;
+-- Only these two in the queue (rolled back with the rest).
+delete from bus.watch_queue where transaction_id not in (current_setting('test.d1')::uuid, current_setting('test.d2')::uuid);
+create temp table taken on commit drop as select * from bus.take_watch_batch('1', 50, 60, 5);
+select is((select count(*)::int from taken), 2, 'a drain takes the queued messages');
+select is((select only_chunk from taken where transaction_id = current_setting('test.d1')::uuid), '\x7b7d'::bytea,
+  'each with what the checks need (its row and its one-chunk payload, as bus.watch_target answers)');
+select ok((select bool_and(attempts = 1 and claimed_until > now()) from bus.watch_queue),
+  'each taken once, claimed for the claim time');
+select is((select count(*)::int from bus.take_watch_batch('1', 50, 60, 5)), 0, 'a claimed message is not taken again');
+do $$ begin
+  perform set_config('test.rt_before2', count(*)::text, true) from realtime.messages where event = 'observation';
+end $$;
+create temp table batch_recorded on commit drop as select * from bus.record_observations('1', jsonb_build_array(
+  jsonb_build_object('transaction_id', current_setting('test.d1'), 'verdict', 'warning',
+    'findings', '[{"code": "truncated", "message": "cut", "severity": "warning"}]'::jsonb, 'analysed_bytes', 2,
+    'partial', false, 'duration_ms', 3),
+  jsonb_build_object('transaction_id', current_setting('test.d2'), 'drop', true)));
+select is((select count(*)::int from batch_recorded where created), 1, 'a batch records its observations');
+select is((select count(*)::int from bus.watch_queue), 0, 'and clears the queue rows of the batch, dropped ones too');
+select is((select count(*)::int from public.message_bus_observations where transaction_id = current_setting('test.d2')::uuid),
+  0, 'a dropped message gets no observation');
+select is(
+  (select payload - 'id' from realtime.messages where event = 'observation' and payload ->> 'transaction_id' = current_setting('test.d1')),
+  jsonb_build_object('transaction_id', current_setting('test.d1'), 'verdict', 'warning',
+    'findings', '[{"code": "truncated", "message": "cut"}]'::jsonb),
+  'each observation of a batch is broadcast with transaction_id, verdict and findings');
+select is(
+  (select topic from realtime.messages where event = 'observation' and payload ->> 'transaction_id' = current_setting('test.d1')),
+  'bus:' || current_setting('test.alice'), 'on its owner''s topic');
+select is(
+  (select created from bus.record_observations('1', jsonb_build_array(
+    jsonb_build_object('transaction_id', current_setting('test.d1'), 'verdict', 'ok')))),
+  false, 'a second observation by the same watcher version is not recorded');
+select is((select count(*)::int from realtime.messages where event = 'observation') - current_setting('test.rt_before2')::int,
+  1, 'nor broadcast');
+update bus.watch_wake set woken_at = now();
+select is(bus.end_watch_drain(), true, 'a drain that finds nothing left ends');
+select ok((select woken_at is null from bus.watch_wake), 'and says so in bus.watch_wake');
+do $$ begin perform set_config('test.d3', pg_temp.completed(current_setting('test.alice')::uuid)::text, true); end $$;
+select is(bus.end_watch_drain(), false, 'a drain goes on while a message waits in the queue');
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Review budget and scheduling
@@ -294,7 +360,7 @@ update public.message_bus set lease_expires_at = now() - interval '1 second' whe
 select is(bus.reap_pending('15 minutes', 10), 1::bigint, 'a message whose lease ran out is reaped');
 select is((select status || ':' || (error ->> 'code') from public.message_bus where transaction_id = current_setting('test.pending_due')::uuid),
   'failed:worker_lost', 'as failed with error code worker_lost');
-select is((select attempts from bus.watch_queue where transaction_id = current_setting('test.pending_due')::uuid), 1,
+select is((select count(*)::int from bus.watch_queue where transaction_id = current_setting('test.pending_due')::uuid), 1,
   'and its failure goes to the watcher');
 select is(bus.reap_pending('15 minutes', 10), 0::bigint, 'reaping twice reaps nothing more');
 

@@ -211,6 +211,10 @@ export const badControlBody: fc.Arbitrary<Uint8Array> = fc.oneof(
     enc.encode(JSON.stringify(v))
   ),
   fc.record({ async: fc.constantFrom("true", 1, null, {}) }).map((v) => enc.encode(JSON.stringify(v))),
+  // The watcher's drain request, wrong: only `{ "drain": true }` is one.
+  fc.record({ drain: fc.constantFrom(false, "true", 1, null) }, { requiredKeys: [] }).map((v) =>
+    enc.encode(JSON.stringify({ ...v, transaction_id: undefined, x: 1 }))
+  ),
   hostileString.map((k) => enc.encode(JSON.stringify({ [`unknown_${k}`]: true }))),
 );
 

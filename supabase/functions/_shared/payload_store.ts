@@ -5,7 +5,7 @@
  *   when they are compressed (message-fetch verifies passed-through gzip against that digest);
  * - gzip when it makes the payload smaller: payloads of one chunk or less are compressed whole and kept gzip only
  *   if smaller; for larger ones the first chunk decides (it is a sample of the rest), and `compression` records
- *   what was actually stored;
+ *   what was actually stored; payloads under MIN_GZIP_BYTES are stored as they are;
  * - about 1 MiB a chunk row, written as the bytes arrive, so memory stays bounded whatever the payload size.
  */
 import { createHash } from "node:crypto";
@@ -19,6 +19,12 @@ import { CopySink, FILE_CHUNKS } from "./copy_chunk.ts";
 export const CHUNK_SIZE = 1024 * 1024;
 /** Keep gzip only when it saves at least this fraction (below, the CPU spent on every fetch is not worth it). */
 const MIN_SAVING = 0.1;
+/**
+ * Smaller payloads are stored as they are: gzip would save at most this many bytes (less than the message's own
+ * metadata row) for ~45 µs of zlib set-up per payload here, twice per invoke (request and answer), and a decode on
+ * every read of the payload (bench/RESULTS.md "Invoke path").
+ */
+export const MIN_GZIP_BYTES = 4096;
 /**
  * zlib level 1: on the stand-in's 100 MB responses it compressed 100 MB in 246 ms to 29.8 MB, where level 6 took
  * 2944 ms (13.7 MB) — over the 2 s CPU budget of a hosted function request (bench/RESULTS.md).
@@ -188,9 +194,12 @@ async function appendChunk(sql: Query, part: StoredPart, id: string, seq: number
   }, sql);
 }
 
-/** The bytes as stored: gzip when that saves at least MIN_SAVING, else as they are (bytes of at most one chunk). */
+/**
+ * The bytes as stored: gzip when that saves at least MIN_SAVING, else (and below MIN_GZIP_BYTES) as they are (bytes
+ * of at most one chunk).
+ */
 export function storedForm(whole: Uint8Array): { bytes: Uint8Array; compression: "none" | "gzip" } {
-  if (whole.length === 0) return { bytes: whole, compression: "none" };
+  if (whole.length < MIN_GZIP_BYTES) return { bytes: whole, compression: "none" };
   const gz = gzipSync(whole, { level: GZIP_LEVEL });
   return gz.length <= whole.length * (1 - MIN_SAVING)
     ? { bytes: new Uint8Array(gz.buffer, gz.byteOffset, gz.length), compression: "gzip" }

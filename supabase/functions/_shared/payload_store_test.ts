@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import postgres from "postgres";
 import { asService, type Sql, type Tx } from "./db.ts";
-import { CHUNK_SIZE, storePayload } from "./payload_store.ts";
+import { CHUNK_SIZE, MIN_GZIP_BYTES, storedForm, storePayload } from "./payload_store.ts";
 import { BusError } from "./errors.ts";
 import { concatBytes } from "./bytes.ts";
 
@@ -129,6 +129,14 @@ Deno.test("storePayload: a small compressible payload is stored gzip in one chun
     `gzip saves at least 10% (${stored.storedSize} of ${input.length})`,
   );
   assert.deepEqual([...chunks[0].subarray(0, 2)], [0x1f, 0x8b], "the stored chunk is a gzip stream");
+});
+
+Deno.test("storedForm: a compressible payload under MIN_GZIP_BYTES is stored as it is, from that size gzip", () => {
+  const below = compressibleText(MIN_GZIP_BYTES - 1);
+  assert.deepEqual(storedForm(below), { bytes: below, compression: "none" });
+  const at = storedForm(compressibleText(MIN_GZIP_BYTES));
+  assert.equal(at.compression, "gzip");
+  assert.ok(at.bytes.length < MIN_GZIP_BYTES * 0.9);
 });
 
 Deno.test("storePayload: random bytes are stored as they are (gzip would not pay off)", async () => {

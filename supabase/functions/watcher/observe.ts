@@ -36,7 +36,7 @@ export interface Observation {
 }
 
 /** What bus.watch_target returns: part of the message row, and what the watcher needs besides. */
-type WatchTarget =
+export type WatchTarget =
   & Pick<
     MessageRow,
     | "transaction_id"
@@ -60,7 +60,7 @@ type WatchTarget =
   };
 
 /** An observation as stored (message_bus_observations). */
-interface StoredObservation {
+export interface StoredObservation {
   observation_id: number | string;
   watcher_version: string;
   verdict: Observation["verdict"];
@@ -95,6 +95,50 @@ export async function observeMessage(
     throw new BusError(410, "expired", `Message ${transactionId} has expired`);
   }
 
+  const { verdict, findings, partial, analysed, review } = await inspectTarget(row, deps, opts);
+  // Committed without waiting for its WAL flush: the observation and the removal of the message's watch_queue row
+  // are one transaction, so a database crash loses both and bus.sweep_unobserved asks again; nothing is lost.
+  // Meanwhile the invokes' own commits do not queue behind this one's flush (bench/RESULTS.md). Hosted Realtime
+  // reads the `observation` broadcast from the WAL, so it goes out once the WAL writer has flushed it (within
+  // wal_writer_delay, 200 ms by default, or at the next commit that waits).
+  const [recorded] = await deps.sql<{ observation_id: string; created: boolean }[]>`
+    select observation_id, created from bus.record_observation(
+      ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${deps.sql.json(findings as never)}, ${analysed},
+      ${partial}, ${review ? deps.sql.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
+      ${Math.round(performance.now() - started)}), ${deps.sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}`;
+  if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
+  return {
+    transaction_id: transactionId,
+    observation_id: Number(recorded.observation_id),
+    created: true,
+    watcher_version: WATCHER_VERSION,
+    verdict,
+    findings: publicFindings(findings),
+    partial,
+    analysed_bytes: analysed,
+    review,
+  };
+}
+
+/** What the checks found in one message (finished, not expired): the observation to record. */
+export interface Inspected {
+  verdict: Observation["verdict"];
+  findings: Finding[];
+  partial: boolean;
+  analysed: number | null;
+  review: Review | null;
+}
+
+/**
+ * Runs the checks on a finished message that has not expired, as bus.watch_target (or bus.take_watch_batch)
+ * answered it: integrity, content, and the model review when sampled or forced.
+ */
+export async function inspectTarget(
+  row: WatchTarget,
+  deps: ObserveDeps,
+  opts: { review?: boolean } = {},
+): Promise<Inspected> {
+  const transactionId = row.transaction_id;
   let findings: Finding[];
   let partial = false;
   let analysed: number | null = null;
@@ -126,29 +170,7 @@ export async function observeMessage(
     }
   }
 
-  const verdict = verdictOf(findings);
-  // Committed without waiting for its WAL flush: the observation and the removal of the message's watch_queue row
-  // are one transaction, so a database crash loses both and bus.sweep_unobserved asks again; nothing is lost.
-  // Meanwhile the invokes' own commits do not queue behind this one's flush (bench/RESULTS.md). Hosted Realtime
-  // reads the `observation` broadcast from the WAL, so it goes out once the WAL writer has flushed it (within
-  // wal_writer_delay, 200 ms by default, or at the next commit that waits).
-  const [recorded] = await deps.sql<{ observation_id: string; created: boolean }[]>`
-    select observation_id, created from bus.record_observation(
-      ${transactionId}::uuid, ${WATCHER_VERSION}, ${verdict}, ${deps.sql.json(findings as never)}, ${analysed},
-      ${partial}, ${review ? deps.sql.json(review as never) : null}, ${review?.usage?.total_tokens ?? null},
-      ${Math.round(performance.now() - started)}), ${deps.sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}`;
-  if (!recorded.created) return (await readObservation(deps.sql, transactionId))!; // a concurrent call won
-  return {
-    transaction_id: transactionId,
-    observation_id: Number(recorded.observation_id),
-    created: true,
-    watcher_version: WATCHER_VERSION,
-    verdict,
-    findings: publicFindings(findings),
-    partial,
-    analysed_bytes: analysed,
-    review,
-  };
+  return { verdict: verdictOf(findings), findings, partial, analysed, review };
 }
 
 /** The stored payload's description (a completed message's, or the partial payload a failed stream kept). */
