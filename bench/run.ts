@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks one after another (each starts its own stack) and leaves their
  * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup, hardening, mcp,
- * files, ops (default: all). Options (`--name value`) go to every benchmark, e.g. `--before <rev>` for hardening.
+ * files, ops, faults (default: all). Options (`--name value`) go to every benchmark, e.g. `--before <rev>` for hardening.
  */
 const BENCHES: Record<string, string> = {
   "claim-check": "bench/claim_check_bench.ts",
@@ -11,6 +11,7 @@ const BENCHES: Record<string, string> = {
   mcp: "bench/mcp_bench.ts",
   files: "bench/files_bench.ts",
   ops: "bench/ops_bench.ts",
+  faults: "bench/faults_bench.ts",
 };
 
 const names = Deno.args.filter((a, i) => !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--"));

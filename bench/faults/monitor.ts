@@ -1,0 +1,79 @@
+/**
+ * Watches `GET /tool-invoke/health` during the run (every 250 ms): whether the bus and its database answer, and the
+ * primary route's circuit, with times, so that recovery after each fault can be read off afterwards. Beside it, once
+ * a second, the backlogs in the database: pg_net's request queue, the watcher's outbox (messages not yet observed)
+ * and the pending messages.
+ */
+import type { FaultStack } from "./stack.ts";
+
+/** One health sample: when, the HTTP status (0: no answer) and the primary route's circuit state. */
+export interface HealthSample {
+  at: number;
+  status: number;
+  circuit: string | null;
+}
+
+/** One sample of the database's backlogs (null counts: the database did not answer). */
+export interface BacklogSample {
+  at: number;
+  pgNetQueue: number | null;
+  watchBacklog: number | null;
+  pending: number | null;
+}
+
+/** Polls health until stopped; `samples` and `backlogs` grow meanwhile. */
+export class HealthMonitor {
+  readonly samples: HealthSample[] = [];
+  readonly backlogs: BacklogSample[] = [];
+  #running = true;
+  #loops: Promise<void>[];
+
+  constructor(private readonly stack: FaultStack, private readonly route: string) {
+    this.#loops = [this.#poll(), this.#backlog()];
+  }
+
+  async #backlog(): Promise<void> {
+    while (this.#running) {
+      await this.stack.ready;
+      const at = Date.now();
+      try {
+        const [row] = await this.stack.sql<{ q: number; w: number; p: number }[]>`
+          select (select count(*) from net.http_request_queue)::int as q, (select count(*) from bus.watch_queue)::int as w,
+                 (select count(*) from public.message_bus where status = 'pending')::int as p`;
+        this.backlogs.push({ at, pgNetQueue: row.q, watchBacklog: row.w, pending: row.p });
+      } catch (err) {
+        if (!(err instanceof Error)) throw err;
+        this.backlogs.push({ at, pgNetQueue: null, watchBacklog: null, pending: null });
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  async #poll(): Promise<void> {
+    while (this.#running) {
+      await this.stack.ready;
+      const at = Date.now();
+      try {
+        const res = await fetch(`${this.stack.apiUrl}/functions/v1/tool-invoke/health`, {
+          headers: { authorization: `Bearer ${this.stack.stack.keys.anon}` },
+          signal: AbortSignal.timeout(5_000),
+        });
+        const body = await res.json().catch(() => ({}));
+        this.samples.push({ at, status: res.status, circuit: body.circuits?.[this.route] ?? null });
+      } catch (err) {
+        this.samples.push({ at, status: 0, circuit: err instanceof Error ? `error: ${err.name}` : null });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** The first sample at or after `from` that satisfies `test`; its time, or null. */
+  firstAfter(from: number, test: (s: HealthSample) => boolean): number | null {
+    return this.samples.find((s) => s.at >= from && test(s))?.at ?? null;
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#loops);
+  }
+}

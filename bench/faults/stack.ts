@@ -1,0 +1,122 @@
+/**
+ * The fault benchmark's stack and the faults it can suffer: the provider stand-in's outages, terminated database
+ * connections, a crashed Postgres (restarted by the stack's supervisor) and a killed stack restarted on the same data.
+ * Clients read the current URLs from here and wait on {@link FaultStack.ready} while the stack is being restarted.
+ */
+import postgres from "postgres";
+import { spawnStack, type StackProcess } from "../../devstack/testing/stack_process.ts";
+
+/** The settings the benchmark's stack runs with (see bench/faults_bench.ts for why each is set). */
+export const FAULT_STACK_ENV: Record<string, string> = {
+  MESSAGE_BUS_PROVIDERS: "kimi,glm",
+  KIMI_FALLBACKS: "glm",
+  CIRCUIT_BREAKER_THRESHOLD: "5",
+  CIRCUIT_BREAKER_TIMEOUT_SECS: "2",
+  PROVIDER_RETRY_BASE_MS: "50",
+  PROVIDER_MAX_RETRIES: "2",
+  // A hanging provider costs one attempt this long (the default, 120 s, would hold every client for minutes).
+  PROVIDER_TIMEOUT_MS: "2000",
+  // Short leases: a dead worker's message is claimable (async) or reapable (sync) seconds after it died.
+  MESSAGE_BUS_LEASE_SECS: "6",
+  DB_ACQUIRE_TIMEOUT_MS: "2000",
+  DEVSTACK_PG_RESTART_DELAY_MS: "1000",
+  // fsync and synchronous commit on: with them off (DEVSTACK_PG_FAST=1) a crashed postmaster may take acknowledged
+  // commits with it (WAL still in shared buffers), which would be the benchmark's fault, not the bus's.
+  DEVSTACK_PG_FAST: "0",
+};
+
+/** The stack under test; replaced by {@link restart}. */
+export class FaultStack {
+  stack: StackProcess;
+  /** A superuser connection of the benchmark's own (application_name `faults-bench`, spared by terminations). */
+  sql: postgres.Sql;
+  /** Resolves while a stack is serving; a pending promise during a restart. */
+  ready: Promise<void> = Promise.resolve();
+  readonly dataDir: string;
+
+  private constructor(stack: StackProcess, private readonly root: string, private readonly log: (m: string) => void) {
+    this.stack = stack;
+    this.dataDir = stack.testEnv().DEVSTACK_DATA_DIR;
+    this.sql = connect(stack.dbUrl);
+  }
+
+  /** Starts a stack on a new cluster. */
+  static async start(root: string, log: (m: string) => void): Promise<FaultStack> {
+    return new FaultStack(await spawnStack({ root, log, env: FAULT_STACK_ENV }), root, log);
+  }
+
+  get apiUrl(): string {
+    return this.stack.apiUrl;
+  }
+
+  /** The stand-in's origin (its control routes live under /__standin/). */
+  get standin(): string {
+    return new URL(this.stack.standinUrl).origin;
+  }
+
+  /** Switches an outage of the stand-in on (`mode` a status, "hang", ...) or off ("off") for `prefix`. */
+  async outage(prefix: string, mode: string, retryAfter?: number): Promise<void> {
+    const res = await fetch(`${this.standin}/__standin/outage`, {
+      method: "POST",
+      body: JSON.stringify({ prefix, mode, ...(retryAfter === undefined ? {} : { retry_after: retryAfter }) }),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`stand-in outage ${prefix} ${mode}: ${res.status} ${text}`);
+  }
+
+  /**
+   * Terminates the functions' database connections: client backends named `postgres.js` (postgres.js's default
+   * application_name; pg_net, Realtime and this benchmark name themselves, pg_cron runs its jobs in background
+   * workers). Returns how many were terminated.
+   */
+  async terminateFunctionConnections(): Promise<number> {
+    // In the select list, not the WHERE clause: there Postgres may call it before the other conditions, on every row.
+    const rows = await this.sql<{ pid: number }[]>`
+      select pid, pg_terminate_backend(pid) from pg_stat_activity
+       where backend_type = 'client backend' and application_name = 'postgres.js' and pid <> pg_backend_pid()`;
+    return rows.length;
+  }
+
+  /** Kills the postmaster with SIGKILL, as a crash would; the stack's supervisor starts it again. */
+  async killPostgres(): Promise<number> {
+    const [{ dir }] = await this.sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
+    const pid = Number((await Deno.readTextFile(`${dir}/postmaster.pid`)).split("\n")[0]);
+    Deno.kill(pid, "SIGKILL");
+    return pid;
+  }
+
+  /**
+   * Kills the stack with SIGKILL and starts a new one on the same data (new ports). Clients wait on `ready`
+   * meanwhile. Returns, once the new stack answers, the messages the killed one left pending (read before any
+   * client is let through).
+   */
+  async restart(): Promise<Array<{ transaction_id: string; mode: string }>> {
+    let open!: () => void;
+    this.ready = new Promise((r) => (open = r));
+    await this.sql.end({ timeout: 1 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
+    await this.stack.kill();
+    this.stack = await spawnStack({ root: this.root, log: this.log, env: FAULT_STACK_ENV, dataDir: this.dataDir });
+    this.sql = connect(this.stack.dbUrl);
+    const pending = await this.sql<{ transaction_id: string; mode: string }[]>`
+      select transaction_id, mode from public.message_bus where status = 'pending'`;
+    open();
+    return [...pending];
+  }
+
+  /** Stops the stack; removes its data when it stopped cleanly and `keep` is false. */
+  async stop(keep: boolean): Promise<void> {
+    await this.sql.end({ timeout: 2 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
+    const stopped = await this.stack.stop();
+    if (stopped.clean && !keep) await this.stack.cleanup();
+    else this.log(`stack data and log kept: ${this.dataDir}, ${this.stack.logPath}`);
+  }
+}
+
+function connect(url: string): postgres.Sql {
+  return postgres(url, {
+    prepare: false,
+    max: 4,
+    onnotice: () => {},
+    connection: { application_name: "faults-bench" },
+  });
+}
