@@ -7,7 +7,7 @@
  * again on the same data. Afterwards every invoke's message is checked (bench/faults/verify.ts): lost = an
  * acknowledged invoke whose message is missing, still pending after the drain, or whose payload does not verify.
  *
- * The mix: 5 % of the invokes name glm directly (the fallback's own latency), 3 % carry a `script: [502, "ok"]`
+ * The mix: 10 % of the invokes name glm directly (the fallback's own latency), 3 % carry a `script: [502, "ok"]`
  * directive (one retry inside the bus), 1 % a provider 400 (failed at once and recorded). Provider time: 0-20 ms for
  * sync, 200-1500 ms for async (so that async runs are in flight when the stack dies); payloads 256 B - 8 KB.
  * The stack runs cleanup every minute (default: hourly), so that sync messages the killed stack left are reaped
@@ -19,7 +19,7 @@ import { mintUserToken } from "../devstack/keys.ts";
 import { type InvokePlan, type InvokeResult, submit } from "./faults/client.ts";
 import { HealthMonitor } from "./faults/monitor.ts";
 import { runSchedule } from "./faults/schedule.ts";
-import { FaultStack } from "./faults/stack.ts";
+import { FAULT_STACK_ENV, FaultStack } from "./faults/stack.ts";
 import { check, pendingCount, unobserved } from "./faults/verify.ts";
 import { report } from "./faults/report.ts";
 import { writeResults } from "./results.ts";
@@ -64,7 +64,7 @@ function plan(index: number, user: { id: string; token: string }): InvokePlan {
     owner: user.id,
     token: user.token,
     mode,
-    provider: draw(index, 1) < 0.05 ? "glm" : "kimi",
+    provider: draw(index, 1) < 0.1 ? "glm" : "kimi",
     directive,
   };
 }
@@ -83,12 +83,20 @@ try {
   );
   const warm = users.pop()!;
   for (let i = 0; i < 40; i++) {
-    const r = await submit(stack, { ...plan(i, warm), key: `warm-${run}-${i}`, mode: "sync", provider: "kimi", directive: {} });
+    const r = await submit(stack, {
+      ...plan(i, warm),
+      key: `warm-${run}-${i}`,
+      mode: "sync",
+      provider: "kimi",
+      directive: {},
+    });
     if (r.status !== 200) throw new Error(`warm-up invoke answered ${r.status} ${r.code}`);
   }
   log("warmed up");
 
-  const [model] = await stack.sql<{ model: string }[]>`select model from public.message_bus where provider = 'kimi' limit 1`;
+  const [model] = await stack.sql<
+    { model: string }[]
+  >`select model from public.message_bus where provider = 'kimi' limit 1`;
   const monitor = new HealthMonitor(stack, `kimi/${model.model}`);
   const plans: InvokePlan[] = [];
   const results: InvokeResult[] = [];
@@ -133,6 +141,7 @@ try {
   const checked = await check(stack, plans, results, CONCURRENCY);
   const watcher = await unobserved(stack.sql, owners);
   const { markdown, json } = report({
+    env: FAULT_STACK_ENV,
     count: COUNT,
     concurrency: CONCURRENCY,
     faultMs: FAULT_MS,
@@ -150,6 +159,7 @@ try {
   console.log(markdown);
   if ((json.lost as number) > 0) {
     keep = true;
+    Deno.exitCode = 1; // the headline target is 0
     log(`LOST ${json.lost}: see bench/results/faults.json`);
   }
 } catch (err) {

@@ -32,9 +32,20 @@ export class HealthMonitor {
     this.#loops = [this.#poll(), this.#backlog()];
   }
 
+  /** Waits for a serving stack; false when a restart failed (the run is over). */
+  async #serving(): Promise<boolean> {
+    try {
+      await this.stack.ready;
+      return true;
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      return false;
+    }
+  }
+
   async #backlog(): Promise<void> {
     while (this.#running) {
-      await this.stack.ready;
+      if (!(await this.#serving())) return;
       const at = Date.now();
       try {
         const [row] = await this.stack.sql<{ q: number; w: number; p: number }[]>`
@@ -51,7 +62,7 @@ export class HealthMonitor {
 
   async #poll(): Promise<void> {
     while (this.#running) {
-      await this.stack.ready;
+      if (!(await this.#serving())) return;
       const at = Date.now();
       try {
         const res = await fetch(`${this.stack.apiUrl}/functions/v1/tool-invoke/health`, {

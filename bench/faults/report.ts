@@ -8,6 +8,8 @@ import type { FaultRecord } from "./schedule.ts";
 import type { BacklogSample, HealthSample } from "./monitor.ts";
 
 export interface ReportInput {
+  /** The stack's settings that differ from the defaults. */
+  env: Record<string, string>;
   count: number;
   concurrency: number;
   faultMs: number;
@@ -83,15 +85,19 @@ function recovery(f: FaultRecord, input: ReportInput) {
   // Recovery after a fault is only seen when invokes went on after it.
   const loadAfter = input.checked.filter((c) => c.result.answeredAt >= f.end + 2_000).length;
   const failedNear = tally(
-    rows.filter((r) => r.status === "failed" && r.created_at.getTime() >= f.start - 10_000 &&
-      r.created_at.getTime() <= f.end + 5_000).map((r) => String(r.error?.code)),
+    rows.filter((r) =>
+      r.status === "failed" && r.created_at.getTime() >= f.start - 10_000 &&
+      r.created_at.getTime() <= f.end + 5_000
+    ).map((r) => String(r.error?.code)),
   );
   if (f.name.startsWith("provider_")) {
     return {
       invokes_answered_2s_after_end: loadAfter,
       invokes_sent_during: inWindow.length,
-      answered_by_fallback: inWindow.filter((c) => c.row?.status === "completed" && c.plan.provider === "kimi" &&
-        c.row.provider === "glm").length,
+      answered_by_fallback: inWindow.filter((c) =>
+        c.row?.status === "completed" && c.plan.provider === "kimi" &&
+        c.row.provider === "glm"
+      ).length,
       failed: tally(inWindow.filter((c) => c.row?.status === "failed").map((c) => String(c.row!.error?.code))),
       circuit_open_after_ms: firstSample(f.start, (s) => s.circuit === "open"),
       circuit_closed_after_end_ms: firstSample(f.end, (s) => s.circuit === "closed"),
@@ -151,15 +157,16 @@ export function report(input: ReportInput): { json: Record<string, unknown>; mar
   for (const c of checked) {
     for (const [k, v] of Object.entries(c.result.retries)) clientRetries[k] = (clientRetries[k] ?? 0) + v;
   }
-  const answeredByFallback = checked.filter((c) =>
-    c.plan.provider === "kimi" && c.row?.status === "completed" && c.row.provider === "glm"
-  ).length;
+  const answeredByFallback =
+    checked.filter((c) => c.plan.provider === "kimi" && c.row?.status === "completed" && c.row.provider === "glm")
+      .length;
   const providerWindows = input.faults.filter((f) => f.name.startsWith("provider_"));
   const duringOutage = checked.filter((c) =>
     providerWindows.some((f) => c.result.sentAt >= f.start && c.result.sentAt < f.end)
   );
   const json = {
     date: new Date().toISOString(),
+    env: input.env,
     count: input.count,
     concurrency: input.concurrency,
     fault_ms: input.faultMs,
@@ -217,9 +224,9 @@ function markdown(j: ReturnType<typeof report>["json"] & Record<string, unknown>
     { name: string; duration_ms: number; recovery: Record<string, unknown>; backlogs: ReturnType<typeof backlogs> }
   >;
   const backlogRows = faults.map((f) =>
-    `| ${f.name} | ${f.backlogs.pg_net_queue_peak} / ${f.backlogs.pg_net_queue_30s_after ?? "-"} | ${f.backlogs.watch_backlog_peak} / ${
-      f.backlogs.watch_backlog_30s_after ?? "-"
-    } |`
+    `| ${f.name} | ${f.backlogs.pg_net_queue_peak} / ${
+      f.backlogs.pg_net_queue_30s_after ?? "-"
+    } | ${f.backlogs.watch_backlog_peak} / ${f.backlogs.watch_backlog_30s_after ?? "-"} |`
   ).join("\n");
   const faultRows = faults.map((f) => {
     const r = f.recovery;
@@ -242,13 +249,13 @@ function markdown(j: ReturnType<typeof report>["json"] & Record<string, unknown>
         }${idle} |`;
       case "stack_restart": {
         const p = r.pending_at_restart as { async: number; sync: number };
-        return `| stack killed (SIGKILL) and started again on the same data | ${secs(f.duration_ms)} | left pending: ${
-          p.async
-        } async, ${p.sync} sync; they ended: ${list(r.how_they_ended as Record<string, number>)} | stack ready after ${
-          cell("stack_ready_after_ms")
-        }; first 200 after ${cell("first_200_after_kill_ms")}; all left pending done after ${
-          cell("all_pending_done_after_kill_ms")
-        }${idle} |`;
+        return `| stack killed (SIGKILL) and started again on the same data | ${
+          secs(f.duration_ms)
+        } | left pending: ${p.async} async, ${p.sync} sync; they ended: ${
+          list(r.how_they_ended as Record<string, number>)
+        } | stack ready after ${cell("stack_ready_after_ms")}; first 200 after ${
+          cell("first_200_after_kill_ms")
+        }; all left pending done after ${cell("all_pending_done_after_kill_ms")}${idle} |`;
       }
       default:
         return `| primary (kimi) ${f.name.replace("provider_", "")} for ${secs(f.duration_ms)} | ${
@@ -266,10 +273,12 @@ function markdown(j: ReturnType<typeof report>["json"] & Record<string, unknown>
   return `## Faults (\`npm run bench -- faults\`)
 
 ${String(j.date).slice(0, 10)}, 2 shared cores, Postgres with fsync on. ${input.count.toLocaleString("en")} invokes
-(tool-invoke; 30 % async; each with an Idempotency-Key, sent again with it after a connection error or an answer
-without a transaction id) from ${input.concurrency} clients against a stack with kimi (primary, \`KIMI_FALLBACKS=glm\`)
-and glm, both on the stand-in; CIRCUIT_BREAKER_TIMEOUT_SECS=2, PROVIDER_TIMEOUT_MS=2000, PROVIDER_RETRY_BASE_MS=50,
-MESSAGE_BUS_LEASE_SECS=6, cleanup every minute. Method: bench/faults_bench.ts and bench/faults/.
+(tool-invoke; 30 % async; 10 % naming glm directly, 3 % with a scripted provider 502 before the answer, 1 % with a
+provider 400; each with an Idempotency-Key, sent again with it after a connection error or an answer without a
+transaction id) from ${input.concurrency} clients against a stack with kimi (primary, \`KIMI_FALLBACKS=glm\`)
+and glm, both on the stand-in (settings: ${
+    Object.entries(input.env).map(([k, v]) => `${k}=${v}`).join(", ")
+  }; cleanup every minute). Method: bench/faults_bench.ts and bench/faults/.
 
 **Lost: ${j.lost}** of ${(j.acknowledged as number).toLocaleString("en")} acknowledged invokes (an invoke whose
 transaction id the client got, and whose message is missing, still pending after the drain, or completed with a
@@ -284,13 +293,15 @@ Final states: ${list(j.final_status as Record<string, number>)} (${
   }); failed by recorded reason: ${list(j.failed_by_code as Record<string, number>)}. Answers the clients ended with:
 ${list(j.client_answers as Record<string, number>)}.
 
-Answered by the fallback: ${j.answered_by_fallback}. Provider attempts: ${
-    (j.attempts as { total: number }).total
-  } (${list((j.attempts as { by_outcome: Record<string, number> }).by_outcome)}); retries inside the bus (an
+Answered by the fallback: ${j.answered_by_fallback}. Provider attempts: ${(j.attempts as { total: number }).total} (${
+    list((j.attempts as { by_outcome: Record<string, number> }).by_outcome)
+  }); retries inside the bus (an
 error followed by another attempt on the same provider): ${j.bus_retries}; messages run again by the dispatcher:
-${j.runs_after_the_first}. Client sends after the first: ${list(j.client_retries as Record<string, number>)} (${
-    j.invokes_retried_by_client
-  } invokes). Load ${secs(input.loadMs)}, drain ${secs(input.drainMs)}, whole run ${secs(input.totalMs)}.
+${j.runs_after_the_first}. Client sends after the first: ${
+    list(j.client_retries as Record<string, number>)
+  } (${j.invokes_retried_by_client} invokes). Load ${secs(input.loadMs)}, drain ${secs(input.drainMs)}, whole run ${
+    secs(input.totalMs)
+  }.
 Completed messages the watcher had not observed at the check: ${input.watcher.unobserved} (held by its sweep:
 ${input.watcher.queued}).
 

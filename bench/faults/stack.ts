@@ -16,9 +16,10 @@ export const FAULT_STACK_ENV: Record<string, string> = {
   PROVIDER_MAX_RETRIES: "2",
   // A hanging provider costs one attempt this long (the default, 120 s, would hold every client for minutes).
   PROVIDER_TIMEOUT_MS: "2000",
-  // Short leases: a dead worker's message is claimable (async) or reapable (sync) seconds after it died.
-  MESSAGE_BUS_LEASE_SECS: "6",
-  DB_ACQUIRE_TIMEOUT_MS: "2000",
+  // A short lease (at least 3 × DB_ACQUIRE_TIMEOUT_MS, whose default stays): a dead worker's message is claimable
+  // (async) or reapable (sync) 15 s after it died. With DB_ACQUIRE_TIMEOUT_MS=2000 and a 6 s lease, the connection
+  // terminations cost 56 more 503 database_busy answers and 8 more storage_failed messages in one run.
+  MESSAGE_BUS_LEASE_SECS: "15",
   DEVSTACK_PG_RESTART_DELAY_MS: "1000",
   // fsync and synchronous commit on: with them off (DEVSTACK_PG_FAST=1) a crashed postmaster may take acknowledged
   // commits with it (WAL still in shared buffers), which would be the benchmark's fault, not the bus's.
@@ -33,6 +34,8 @@ export class FaultStack {
   /** Resolves while a stack is serving; a pending promise during a restart. */
   ready: Promise<void> = Promise.resolve();
   readonly dataDir: string;
+  /** True between a kill and the next stack's start (when that start failed, there is nothing to stop). */
+  #dead = false;
 
   private constructor(stack: StackProcess, private readonly root: string, private readonly log: (m: string) => void) {
     this.stack = stack;
@@ -91,21 +94,34 @@ export class FaultStack {
    * client is let through).
    */
   async restart(): Promise<Array<{ transaction_id: string; mode: string }>> {
-    let open!: () => void;
-    this.ready = new Promise((r) => (open = r));
-    await this.sql.end({ timeout: 1 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
-    await this.stack.kill();
-    this.stack = await spawnStack({ root: this.root, log: this.log, env: FAULT_STACK_ENV, dataDir: this.dataDir });
-    this.sql = connect(this.stack.dbUrl);
-    const pending = await this.sql<{ transaction_id: string; mode: string }[]>`
-      select transaction_id, mode from public.message_bus where status = 'pending'`;
-    open();
-    return [...pending];
+    let open!: () => void, fail!: (err: unknown) => void;
+    this.ready = new Promise((resolve, reject) => [open, fail] = [resolve, reject]);
+    // Handled here too: a failure must not be an unhandled rejection while no client happens to be waiting.
+    this.ready.catch((err) => this.log(`the stack did not come back: ${err instanceof Error ? err.message : err}`));
+    try {
+      await this.sql.end({ timeout: 1 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
+      await this.stack.kill();
+      this.#dead = true;
+      this.stack = await spawnStack({ root: this.root, log: this.log, env: FAULT_STACK_ENV, dataDir: this.dataDir });
+      this.#dead = false;
+      this.sql = connect(this.stack.dbUrl);
+      const pending = await this.sql<{ transaction_id: string; mode: string }[]>`
+        select transaction_id, mode from public.message_bus where status = 'pending'`;
+      open();
+      return [...pending];
+    } catch (err) {
+      fail(err); // the clients waiting for the stack give up with this error
+      throw err;
+    }
   }
 
   /** Stops the stack; removes its data when it stopped cleanly and `keep` is false. */
   async stop(keep: boolean): Promise<void> {
     await this.sql.end({ timeout: 2 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
+    if (this.#dead) {
+      this.log(`no stack to stop (a restart failed); data and log kept: ${this.dataDir}, ${this.stack.logPath}`);
+      return;
+    }
     const stopped = await this.stack.stop();
     if (stopped.clean && !keep) await this.stack.cleanup();
     else this.log(`stack data and log kept: ${this.dataDir}, ${this.stack.logPath}`);

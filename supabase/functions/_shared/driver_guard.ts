@@ -47,7 +47,8 @@ export function isNullSocketWrite(error: unknown): boolean {
 }
 
 /** The start of postgres.js 3.4.9's internal array-types query (connection.js `fetchArrayTypes`). */
-const TYPE_FETCH = /^\s*select b\.oid, b\.typarray\s+from pg_catalog\.pg_type a\s+left join pg_catalog\.pg_type b on b\.oid = a\.typelem/;
+const TYPE_FETCH =
+  /^\s*select b\.oid, b\.typarray\s+from pg_catalog\.pg_type a\s+left join pg_catalog\.pg_type b on b\.oid = a\.typelem/;
 
 /** True for the rejection of postgres.js's internal array-types query (and nothing else). */
 export function isTypeFetchFailure(reason: unknown): boolean {
