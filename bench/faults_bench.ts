@@ -10,15 +10,18 @@
  * The mix: 10 % of the invokes name glm directly (the fallback's own latency), 3 % carry a `script: [502, "ok"]`
  * directive (one retry inside the bus), 1 % a provider 400 (failed at once and recorded). Provider time: 0-20 ms for
  * sync, 200-1500 ms for async (so that async runs are in flight when the stack dies); payloads 256 B - 8 KB.
- * The stack runs cleanup every minute (default: hourly), so that sync messages the killed stack left are reaped
- * within the run; async ones are run again by the pg_cron dispatcher (every minute).
+ * The load is paced over 15 × `--fault-secs` (150 s by default: 67 invokes/s, below what this machine sustains
+ * without faults) so that every fault meets it; a slower machine just takes longer. The stack runs cleanup every
+ * minute (default: hourly), so that sync messages the killed stack left are reaped within the run; async ones are
+ * run again by the pg_cron dispatcher (every minute). About 4-5 minutes in all with the defaults.
  *
  * Run: npm run bench -- faults [--count 10000] [--concurrency 20] [--fault-secs 10] [--drain-secs 240] [--keep]
+ * (quick: --count 2000 --fault-secs 4; --keep keeps the stack's data and log, as a run with lost > 0 does)
  */
 import { mintUserToken } from "../devstack/keys.ts";
 import { type InvokePlan, type InvokeResult, submit } from "./faults/client.ts";
 import { HealthMonitor } from "./faults/monitor.ts";
-import { runSchedule } from "./faults/schedule.ts";
+import { LOAD_SPAN, runSchedule } from "./faults/schedule.ts";
 import { FAULT_STACK_ENV, FaultStack } from "./faults/stack.ts";
 import { check, pendingCount, unobserved } from "./faults/verify.ts";
 import { report } from "./faults/report.ts";
@@ -100,12 +103,18 @@ try {
   const monitor = new HealthMonitor(stack, `kimi/${model.model}`);
   const plans: InvokePlan[] = [];
   const results: InvokeResult[] = [];
-  let sent = 0, done = 0;
+  let sent = 0, done = 0, lastSuccess = 0;
+  // Paced: invoke i starts no earlier than i / rate after the start, so that the load spans the whole schedule.
+  const loadStarted = Date.now();
+  const perInvokeMs = (LOAD_SPAN * FAULT_MS) / COUNT;
   const clients = users.map(async (user) => {
     while (sent < COUNT) {
       const p = plan(sent++, user);
       plans[p.index] = p;
+      const wait = loadStarted + p.index * perInvokeMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       results[p.index] = await submit(stack, p);
+      if (results[p.index].status === 200) lastSuccess = Math.max(lastSuccess, results[p.index].answeredAt);
       if (++done % 1000 === 0) log(`${done} invokes answered`);
     }
   });
@@ -114,12 +123,12 @@ try {
   const schedule = runSchedule({
     stack,
     monitor,
-    progress: () => sent / COUNT,
+    loadStart: loadStarted,
+    lastSuccess: () => lastSuccess,
     finished: () => finished,
     faultMs: FAULT_MS,
     log,
   }).then((ran) => ({ ran }), (error: unknown) => ({ error })); // an early rejection must not end the process
-  const loadStarted = Date.now();
   await allDone;
   const loadEnded = Date.now();
   log(`all ${COUNT} invokes answered in ${((loadEnded - loadStarted) / 1000).toFixed(1)} s`);

@@ -1,10 +1,11 @@
 /**
- * The fault schedule: each fault starts once that fraction of the invokes has been sent, so that every fault meets
- * load whatever the count, and the faults come one after another:
- * the primary provider answers 500, then 429 with Retry-After: 1, then hangs (each for `faultMs`); the functions'
- * database connections are terminated three times; Postgres is killed (SIGKILL of the postmaster, restarted by the
- * stack's supervisor); the whole stack is killed (SIGKILL) and started again on the same data. At least 5 s pass
- * between one fault (and, for the provider's, the primary's recovery) and the next, so that effects are not mixed.
+ * The fault schedule, in time from the start of the load (in units of `faultMs`, default 10 s), one fault after
+ * another: the primary provider answers 500 (at 1), then 429 with Retry-After: 1 (3.5), then hangs (6), each for
+ * `faultMs`; the functions' database connections are terminated three times, 1.5 s apart (8.5); Postgres is killed
+ * (SIGKILL of the postmaster, restarted by the stack's supervisor; 10.5); the whole stack is killed (SIGKILL) and
+ * started again on the same data (12.5). A fault starts no earlier than 3 s after the previous one is over and the bus
+ * has recovered from it (the primary's circuit closed again; an invoke answered 200), so that effects are not mixed.
+ * The load is paced to last {@link LOAD_SPAN} units, so that every fault meets it whatever the count.
  */
 import type { FaultStack } from "./stack.ts";
 import type { HealthMonitor } from "./monitor.ts";
@@ -21,44 +22,70 @@ export interface FaultRecord {
 export interface ScheduleDeps {
   stack: FaultStack;
   monitor: HealthMonitor;
-  /** Fraction of the invokes sent so far. */
-  progress: () => number;
+  /** When the load started (ms since epoch). */
+  loadStart: number;
+  /** When the last invoke answered 200 (ms since epoch; 0 before any). */
+  lastSuccess: () => number;
   /** True once every client has finished. */
   finished: () => boolean;
   faultMs: number;
   log: (m: string) => void;
 }
 
+/** How long the load is paced to last, in units of `faultMs` (the last fault starts at 12.5). */
+export const LOAD_SPAN = 15;
+
 const PRIMARY = "/kimi";
-/** At least this long between one fault's end (and the primary's recovery) and the next fault's start. */
-const SETTLE_MS = 5_000;
+/** At least this long between one fault's end (and the bus's recovery from it) and the next fault's start. */
+const SETTLE_MS = 3_000;
+/** How long to wait for a recovery before going on anyway. */
+const RECOVERY_MS = 30_000;
 
 /** Runs the schedule; faults whose turn never comes (the invokes ran out first) are reported as skipped. */
 export async function runSchedule(d: ScheduleDeps): Promise<{ faults: FaultRecord[]; skipped: string[] }> {
   const faults: FaultRecord[] = [];
   const skipped: string[] = [];
   const steps: Array<[number, string, () => Promise<FaultRecord>]> = [
-    [0.08, "provider_500", () => providerOutage(d, "provider_500", "500")],
-    [0.22, "provider_429", () => providerOutage(d, "provider_429", "429", 1)],
-    [0.36, "provider_hang", () => providerOutage(d, "provider_hang", "hang")],
-    [0.50, "db_terminate", () => terminations(d)],
-    [0.60, "postgres_restart", () => postgresRestart(d)],
-    [0.75, "stack_restart", () => stackRestart(d)],
+    [1, "provider_500", () => providerOutage(d, "provider_500", "500")],
+    [3.5, "provider_429", () => providerOutage(d, "provider_429", "429", 1)],
+    [6, "provider_hang", () => providerOutage(d, "provider_hang", "hang")],
+    [8.5, "db_terminate", () => terminations(d)],
+    [10.5, "postgres_restart", () => postgresRestart(d)],
+    [12.5, "stack_restart", () => stackRestart(d)],
   ];
   for (const [at, name, run] of steps) {
-    while (d.progress() < at && !d.finished()) await pause(100);
+    while (Date.now() < d.loadStart + at * d.faultMs && !d.finished()) await pause(100);
     if (d.finished()) {
       skipped.push(name);
       continue;
     }
-    d.log(`fault ${name} at ${(d.progress() * 100).toFixed(0)} % of the invokes sent`);
+    d.log(`fault ${name}`);
     const record = await run();
-    d.log(`fault ${name} over after ${((record.end - record.start) / 1000).toFixed(1)} s`);
+    const recovered = await recovery(d, record);
+    d.log(
+      `fault ${name} over after ${secs(record.end - record.start)}, recovered ${secs(recovered - record.end)} later`,
+    );
     faults.push(record);
     await pause(SETTLE_MS);
   }
   return { faults, skipped };
 }
+
+/** When the bus was back after `f` (bounded): the primary's circuit closed again, or for the others an answer 200. */
+async function recovery(d: ScheduleDeps, f: FaultRecord): Promise<number> {
+  const deadline = f.end + RECOVERY_MS;
+  for (;;) {
+    const at = f.name.startsWith("provider_")
+      ? d.monitor.firstAfter(f.end, (s) => s.circuit === "closed")
+      : d.lastSuccess() >= f.end
+      ? d.lastSuccess()
+      : null;
+    if (at !== null || Date.now() > deadline || d.finished()) return at ?? Date.now();
+    await pause(100);
+  }
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 async function providerOutage(d: ScheduleDeps, name: string, mode: string, retryAfter?: number) {
   const start = Date.now();
@@ -66,12 +93,6 @@ async function providerOutage(d: ScheduleDeps, name: string, mode: string, retry
   await pause(d.faultMs);
   await d.stack.outage(PRIMARY, "off");
   const end = Date.now();
-  // The next fault waits until the primary is back (its circuit closed after a successful trial), bounded, so that
-  // the recovery of each fault is its own.
-  const deadline = end + 20_000;
-  while (Date.now() < deadline && !d.finished() && d.monitor.firstAfter(end, (s) => s.circuit === "closed") === null) {
-    await pause(100);
-  }
   return { name, start, end, detail: { prefix: PRIMARY, mode, retry_after: retryAfter ?? null } };
 }
 
