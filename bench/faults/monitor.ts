@@ -19,6 +19,11 @@ export interface BacklogSample {
   pgNetQueue: number | null;
   watchBacklog: number | null;
   pending: number | null;
+  /** pg_net responses since the previous sample: 2xx, and the others (errors, timeouts, 4xx/5xx). */
+  pgNetOk: number | null;
+  pgNetFailed: number | null;
+  /** What the failed responses said (status, error, timed out), distinct. */
+  pgNetWhy: string | null;
 }
 
 /** Polls health until stopped; `samples` and `backlogs` grow meanwhile. */
@@ -27,6 +32,7 @@ export class HealthMonitor {
   readonly backlogs: BacklogSample[] = [];
   #running = true;
   #loops: Promise<void>[];
+  #lastResponse = 0;
 
   constructor(private readonly stack: FaultStack, private readonly route: string) {
     this.#loops = [this.#poll(), this.#backlog()];
@@ -48,13 +54,49 @@ export class HealthMonitor {
       if (!(await this.#serving())) return;
       const at = Date.now();
       try {
-        const [row] = await this.stack.sql<{ q: number; w: number; p: number }[]>`
+        // pg_net's responses are counted by id past the last sample's highest (pg_net sets `created` per batch); a
+        // Postgres crash empties the unlogged table and may restart its ids.
+        const [row] = await this.stack.sql<
+          { q: number; w: number; p: number; ok: number; bad: number; why: string | null; top: string }[]
+        >`
+          with b as (select coalesce(max(id), 0) as top from net._http_response),
+               s as (select case when b.top < ${this.#lastResponse} then 0 else ${this.#lastResponse} end as after, b.top
+                       from b)
           select (select count(*) from net.http_request_queue)::int as q, (select count(*) from bus.watch_queue)::int as w,
-                 (select count(*) from public.message_bus where status = 'pending')::int as p`;
-        this.backlogs.push({ at, pgNetQueue: row.q, watchBacklog: row.w, pending: row.p });
+                 (select count(*) from public.message_bus where status = 'pending')::int as p,
+                 (select count(*) from net._http_response r
+                   where r.id > s.after and r.id <= s.top and r.status_code between 200 and 299)::int as ok,
+                 (select count(*) from net._http_response r
+                   where r.id > s.after and r.id <= s.top
+                     and (r.status_code is null or r.status_code not between 200 and 299))::int as bad,
+                 (select string_agg(distinct coalesce(r.status_code::text, '') || ' ' || coalesce(left(r.error_msg, 80), '')
+                                    || case when r.timed_out then ' timed out' else '' end, '; ')
+                    from net._http_response r
+                   where r.id > s.after and r.id <= s.top
+                     and (r.status_code is null or r.status_code not between 200 and 299)) as why,
+                 s.top::text as top
+            from s`;
+        this.#lastResponse = Number(row.top);
+        this.backlogs.push({
+          at,
+          pgNetQueue: row.q,
+          watchBacklog: row.w,
+          pending: row.p,
+          pgNetOk: row.ok,
+          pgNetFailed: row.bad,
+          pgNetWhy: row.why,
+        });
       } catch (err) {
         if (!(err instanceof Error)) throw err;
-        this.backlogs.push({ at, pgNetQueue: null, watchBacklog: null, pending: null });
+        this.backlogs.push({
+          at,
+          pgNetQueue: null,
+          watchBacklog: null,
+          pending: null,
+          pgNetOk: null,
+          pgNetFailed: null,
+          pgNetWhy: null,
+        });
       }
       await new Promise((r) => setTimeout(r, 1_000));
     }

@@ -89,7 +89,7 @@ export class FaultStack {
   }
 
   /**
-   * Kills the stack with SIGKILL and starts a new one on the same data (new ports). Clients wait on `ready`
+   * Kills the stack with SIGKILL and starts a new one on the same data and ports. Clients wait on `ready`
    * meanwhile. Returns, once the new stack answers, the messages the killed one left pending (read before any
    * client is let through).
    */
@@ -102,7 +102,15 @@ export class FaultStack {
       await this.sql.end({ timeout: 1 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
       await this.stack.kill();
       this.#dead = true;
-      this.stack = await spawnStack({ root: this.root, log: this.log, env: FAULT_STACK_ENV, dataDir: this.dataDir });
+      // On the same ports, as a restarted server keeps its address: the pg_net requests queued with the project's
+      // URL before the kill stay valid (on new ports they failed with "Couldn't connect to server").
+      this.stack = await spawnStack({
+        root: this.root,
+        log: this.log,
+        env: FAULT_STACK_ENV,
+        dataDir: this.dataDir,
+        ports: this.stack.ports,
+      });
       this.#dead = false;
       this.sql = connect(this.stack.dbUrl);
       const pending = await this.sql<{ transaction_id: string; mode: string }[]>`

@@ -10,6 +10,7 @@ import { readPointer, removeClusterFolder } from "../postgres/location.ts";
 export interface StackProcess {
   /** Process id of the stack (gateway, functions and stand-ins run in it; Postgres does not). */
   pid: number;
+  ports: { api: number; db: number; standin: number };
   apiUrl: string;
   dbUrl: string;
   dbPort: number;
@@ -46,8 +47,14 @@ export async function spawnStack(opts: {
   startTimeoutMs?: number;
   /** Start on the data of an earlier stack (stopped or killed) instead of a new cluster. */
   dataDir?: string;
+  /**
+   * The ports to use (default: free ones). A restart on the same ports keeps what the earlier stack handed out
+   * valid: its URL in Vault, pg_net requests queued with it, clients' URLs.
+   */
+  ports?: { api: number; db: number; standin: number };
 }): Promise<StackProcess> {
-  const apiPort = freePort(), dbPort = freePort(), standinPort = freePort();
+  const apiPort = opts.ports?.api ?? freePort(), dbPort = opts.ports?.db ?? freePort();
+  const standinPort = opts.ports?.standin ?? freePort();
   const dataDir = opts.dataDir ?? await tempDataDir(opts.root);
   const logPath = `${dataDir}.log`;
   const jwtSecret = DEFAULT_JWT_SECRET;
@@ -130,6 +137,7 @@ export async function spawnStack(opts: {
   const standinUrl = `http://127.0.0.1:${standinPort}/v1`;
   return {
     pid: child.pid,
+    ports: { api: apiPort, db: dbPort, standin: standinPort },
     apiUrl,
     dbUrl,
     dbPort,
