@@ -36,11 +36,27 @@ export class FaultStack {
   readonly dataDir: string;
   /** True between a kill and the next stack's start (when that start failed, there is nothing to stop). */
   #dead = false;
+  /** True once the stack died without being killed or stopped. */
+  #died = false;
+  #stopping = false;
 
   private constructor(stack: StackProcess, private readonly root: string, private readonly log: (m: string) => void) {
     this.stack = stack;
     this.dataDir = stack.testEnv().DEVSTACK_DATA_DIR;
     this.sql = connect(stack.dbUrl);
+    this.#watch(stack);
+  }
+
+  /** A stack that dies unasked (a crash of the functions' isolate ends it) ends the run: the clients give up. */
+  #watch(stack: StackProcess): void {
+    stack.exited.then((status) => {
+      if (this.#dead || this.#stopping || stack !== this.stack) return; // killed or stopped by us
+      this.#died = true;
+      const err = new Error(`the stack died unasked (exit code ${status.code}); see ${stack.logPath}`);
+      this.log(err.message);
+      this.ready = Promise.reject(err);
+      this.ready.catch(() => "the clients see it when they next wait for the stack");
+    });
   }
 
   /** Starts a stack on a new cluster. */
@@ -100,8 +116,8 @@ export class FaultStack {
     this.ready.catch((err) => this.log(`the stack did not come back: ${err instanceof Error ? err.message : err}`));
     try {
       await this.sql.end({ timeout: 1 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
+      this.#dead = true; // before the kill: its exit is ours, not a crash
       await this.stack.kill();
-      this.#dead = true;
       // On the same ports, as a restarted server keeps its address: the pg_net requests queued with the project's
       // URL before the kill stay valid (on new ports they failed with "Couldn't connect to server").
       this.stack = await spawnStack({
@@ -112,6 +128,7 @@ export class FaultStack {
         ports: this.stack.ports,
       });
       this.#dead = false;
+      this.#watch(this.stack);
       this.sql = connect(this.stack.dbUrl);
       const pending = await this.sql<{ transaction_id: string; mode: string }[]>`
         select transaction_id, mode from public.message_bus where status = 'pending'`;
@@ -126,8 +143,11 @@ export class FaultStack {
   /** Stops the stack; removes its data when it stopped cleanly and `keep` is false. */
   async stop(keep: boolean): Promise<void> {
     await this.sql.end({ timeout: 2 }).catch((err) => this.log(`closing the bench's connection: ${err}`));
-    if (this.#dead) {
-      this.log(`no stack to stop (a restart failed); data and log kept: ${this.dataDir}, ${this.stack.logPath}`);
+    this.#stopping = true;
+    if (this.#dead || this.#died) {
+      this.log(
+        `no stack to stop (it died or did not restart); data and log kept: ${this.dataDir}, ${this.stack.logPath}`,
+      );
       return;
     }
     const stopped = await this.stack.stop();

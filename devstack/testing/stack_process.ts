@@ -11,6 +11,8 @@ export interface StackProcess {
   /** Process id of the stack (gateway, functions and stand-ins run in it; Postgres does not). */
   pid: number;
   ports: { api: number; db: number; standin: number };
+  /** Resolves when the stack's process has exited, for whatever reason (a crash included). */
+  exited: Promise<Deno.CommandStatus>;
   apiUrl: string;
   dbUrl: string;
   dbPort: number;
@@ -138,6 +140,7 @@ export async function spawnStack(opts: {
   return {
     pid: child.pid,
     ports: { api: apiPort, db: dbPort, standin: standinPort },
+    exited: status,
     apiUrl,
     dbUrl,
     dbPort,

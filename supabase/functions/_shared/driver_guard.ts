@@ -10,7 +10,9 @@
  * postgres/src/connection.js `nextWrite`), logs it, and keeps the isolate alive. It cannot repair the connection:
  * the throw leaves that connection's write timer set, so every later write on it is buffered and never sent (the
  * hang porsager/postgres#1209 describes). So it also tells the clients that registered with {@link onDriverFault}
- * to replace their pools (db.ts does: queries on the old pool are rejected, new ones get fresh connections).
+ * to replace their pools (db.ts does: queries on the old pool are rejected, new ones get fresh connections). The same
+ * null-socket write also happens synchronously inside a query's promise job, where it surfaces as an unhandled
+ * rejection instead of an uncaught error; the guard treats both alike.
  *
  * A second defect of the same release (porsager/postgres#1192, #1205, #1223; open): every new connection first runs
  * an internal query for the array types (`fetch_types`), whose promise `ReadyForQuery` drops. When that query fails
@@ -62,12 +64,10 @@ export function installDriverGuard(log: (m: string) => void = (m) => console.err
   const g = globalThis as unknown as Record<symbol, boolean>;
   if (g[INSTALLED]) return;
   g[INSTALLED] = true;
-  globalThis.addEventListener("error", (event) => {
-    if (!isNullSocketWrite(event.error)) return;
-    event.preventDefault();
+  const replacePools = (how: string) => {
     log(
-      "[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208); the isolate goes on " +
-        `and ${listeners().size} client(s) replace their connections`,
+      `[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208, ${how}); the isolate ` +
+        `goes on and ${listeners().size} client(s) replace their connections`,
     );
     for (const listener of listeners()) {
       try {
@@ -76,8 +76,21 @@ export function installDriverGuard(log: (m: string) => void = (m) => console.err
         log(`[db] replacing a client's connections failed: ${err instanceof Error ? err.message : err}`);
       }
     }
+  };
+  globalThis.addEventListener("error", (event) => {
+    if (!isNullSocketWrite(event.error)) return;
+    event.preventDefault();
+    replacePools("from a timer");
   });
   globalThis.addEventListener("unhandledrejection", (event) => {
+    // The same write also happens at once inside a query's promise job (write() → nextWrite() when the buffer is
+    // full or a callback waits; e.g. a transaction's statement): then it surfaces as an unhandled rejection. The
+    // fault benchmark's stack died of that during a Postgres restart.
+    if (isNullSocketWrite(event.reason)) {
+      event.preventDefault();
+      replacePools("in a promise");
+      return;
+    }
     if (!isTypeFetchFailure(event.reason)) return;
     event.preventDefault();
     const reason = event.reason as Error & { code?: string };

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { installDriverGuard, isTypeFetchFailure } from "./driver_guard.ts";
+import { installDriverGuard, isNullSocketWrite, isTypeFetchFailure, onDriverFault } from "./driver_guard.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL");
 
@@ -122,4 +122,27 @@ Deno.test({
       proxy.close();
     }
   },
+});
+
+Deno.test("installDriverGuard() keeps the isolate alive when the null-socket write surfaces as an unhandled rejection", async () => {
+  installDriverGuard(() => {});
+  let replaced = 0;
+  const unregister = onDriverFault(() => replaced++);
+  try {
+    // The shape the fault benchmark's stack died of: write() → nextWrite() inside a transaction's query job.
+    const error = new TypeError("Cannot read properties of null (reading 'write')");
+    Object.defineProperty(error, "stack", {
+      value: `TypeError: Cannot read properties of null (reading 'write')
+    at nextWrite (file:///root/.cache/deno/npm/registry.npmjs.org/postgres/3.4.9/src/connection.js:255:22)
+    at write (file:///root/.cache/deno/npm/registry.npmjs.org/postgres/3.4.9/src/connection.js:249:14)
+    at Object.execute (file:///root/.cache/deno/npm/registry.npmjs.org/postgres/3.4.9/src/connection.js:179:28)
+    at Query.handler (file:///root/.cache/deno/npm/registry.npmjs.org/postgres/3.4.9/src/index.js:295:15)`,
+    });
+    assert.equal(isNullSocketWrite(error), true);
+    Promise.reject(error); // nobody handles it: without the guard, the test process ends here
+    for (let i = 0; i < 50 && replaced === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(replaced, 1, "the clients were told to replace their connections");
+  } finally {
+    unregister();
+  }
 });
