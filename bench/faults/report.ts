@@ -352,15 +352,15 @@ direct p50 + 5 ms: ${ms(viaOpen.p50_ms)} vs ${ms(1.5 * (directOut ?? direct).p50
       : ""
   }
 
-**What the full runs of 2026-11-26 showed** (seven of 10,000 invokes from 20 clients, with this benchmark as it
-evolved that day, on this shared machine; the figures above are the last run's):
+**What the runs of 2026-11-26 showed** (nine of 10,000 invokes from 20 clients and a dozen shorter ones, with this
+benchmark as it evolved that day, on this shared machine; the figures above are the last run's):
 
-- Lost: 0 in six runs, **1 in one**: a sync invoke sent 6 ms after the postmaster was killed. Its row had been
-  committed without waiting for the WAL flush (record.ts, for sync invokes: "nothing is answered before the
-  completion's commit"), storing the answer then failed, recording the failure failed too, and the caller got 500
-  storage_failed with the transaction id and \`recorded: false\`; crash recovery had dropped the row. Reproduced by
-  tests/crash_lost_repro_test.ts (failing on purpose; it passes with the begin's commit flushed). The fix belongs to
-  record.ts / run.ts.
+- Lost: 0 in seven full runs, **1 in one** (and 1 in one quick run of 1,500): each time a sync invoke sent within
+  ~10 ms of the postmaster's kill. Its row had been committed without waiting for the WAL flush (record.ts, for sync
+  invokes: "nothing is answered before the completion's commit"), storing the answer then failed, recording the
+  failure failed too, and the caller got 500 storage_failed with the transaction id and \`recorded: false\`; crash
+  recovery had dropped the row. Reproduced by tests/crash_lost_repro_test.ts (failing on purpose; it passes with the
+  begin's commit flushed). The fix belongs to record.ts / run.ts.
 - Every other failure carries its reason. Besides the mix's provider 400s they come from the database faults:
   \`storage_failed\` (3 to 45 per run) when the connection running a chunk append (or the completion) of an answer is
   terminated or Postgres dies mid-store: the message is failed for good (sync: 500; async: not run again), although
@@ -370,11 +370,14 @@ evolved that day, on this shared machine; the figures above are the last run's):
   sync message recorded while its function lost the database: the caller got a 503 without a transaction id, its
   retry with the same key 202 (pending), and the message was reaped a minute later with no attempt (it never ran).
 - Async messages left pending by the killed stack were all run again by the dispatcher (run 2) and finished.
-- While reproducing the storage failures, terminating the functions' connections killed the whole local stack:
-  postgres.js drops the promise of the type query every new connection runs first (porsager/postgres#1192, #1223),
-  and its rejection ended the process (on the platform: the function's isolate, with every request in it). The driver
-  guard (supabase/functions/_shared/driver_guard.ts) now keeps the isolate alive.
-- In one run, pg_net's queue stayed at 892 requests for more than 30 s after the connection terminations (drained only
-  after the Postgres restart), so 1,392 completed messages waited for the watcher's 2-minute sweep; other runs
-  drained within seconds. Not explained yet (pg_net batches wait for their slowest request, 10 s at most).`;
+- postgres.js 3.4.9 ended the whole local stack twice (on the platform: the function's isolate, with every request in
+  it), both now kept alive by the driver guard (supabase/functions/_shared/driver_guard.ts): an unhandled rejection
+  of the type query every new connection runs first, when its connection is terminated (porsager/postgres#1192,
+  #1223; while reproducing the storage failures), and the null-socket write of porsager/postgres#1208 thrown inside
+  a query's promise job rather than from its timer (in a full run, during the Postgres restart).
+- Once, pg_net's queue stayed at 892 requests for more than 30 s after the connection terminations (drained only after
+  the Postgres restart), so 1,392 completed messages waited for the watcher's 2-minute sweep; other runs drained
+  within seconds. Not explained (pg_net batches wait for their slowest request, 10 s at most). A restart on new ports
+  failed every pg_net request queued before it ("Couldn't connect to server": their URL named the old port); the
+  stack now restarts on its own ports, as a server keeps its address.`;
 }
