@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- name...]`: runs the benchmarks one after another (each starts its own stack) and leaves their
  * results in bench/RESULTS.md and bench/results/*.json. Names: claim-check, realtime, cleanup, hardening, mcp,
- * files, ops, streaming, invoke (default: all). Options (`--name value`) go to every benchmark, e.g. `--before <rev>`
- * for hardening.
+ * files, ops, streaming, invoke, faults (default: all). Options (`--name value`) go to every benchmark, e.g.
+ * `--before <rev>` for hardening.
  */
 const BENCHES: Record<string, string> = {
   "claim-check": "bench/claim_check_bench.ts",
@@ -14,6 +14,7 @@ const BENCHES: Record<string, string> = {
   ops: "bench/ops_bench.ts",
   streaming: "bench/streaming_bench.ts",
   invoke: "bench/invoke_bench.ts",
+  faults: "bench/faults_bench.ts",
 };
 
 const names = Deno.args.filter((a, i) => !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--"));

@@ -5,11 +5,14 @@
 import { resolve } from "node:path";
 import { mintStackKeys, type StackKeys } from "../keys.ts";
 import { DEFAULT_JWT_SECRET } from "../settings.ts";
-import { removeClusterFolder } from "../postgres/location.ts";
+import { readPointer, removeClusterFolder } from "../postgres/location.ts";
 
 export interface StackProcess {
   /** Process id of the stack (gateway, functions and stand-ins run in it; Postgres does not). */
   pid: number;
+  ports: { api: number; db: number; standin: number };
+  /** Resolves when the stack's process has exited, for whatever reason (a crash included). */
+  exited: Promise<Deno.CommandStatus>;
   apiUrl: string;
   dbUrl: string;
   dbPort: number;
@@ -19,7 +22,10 @@ export interface StackProcess {
   logPath: string;
   /** The environment the tests get. */
   testEnv(): Record<string, string>;
-  /** Kills the stack with SIGKILL, as a crash would (its Postgres is stopped by the watchdog; its data stays). */
+  /**
+   * Kills the stack with SIGKILL, as a crash would; its Postgres is stopped by the watchdog (fast shutdown) and its
+   * data stays. Resolves once that Postgres has exited, so that a stack started next on the same data finds none.
+   */
   kill(): Promise<void>;
   /** Stops the stack; `clean` is false when it had to be killed or exited non-zero. */
   stop(): Promise<{ clean: boolean; code: number }>;
@@ -43,8 +49,14 @@ export async function spawnStack(opts: {
   startTimeoutMs?: number;
   /** Start on the data of an earlier stack (stopped or killed) instead of a new cluster. */
   dataDir?: string;
+  /**
+   * The ports to use (default: free ones). A restart on the same ports keeps what the earlier stack handed out
+   * valid: its URL in Vault, pg_net requests queued with it, clients' URLs.
+   */
+  ports?: { api: number; db: number; standin: number };
 }): Promise<StackProcess> {
-  const apiPort = freePort(), dbPort = freePort(), standinPort = freePort();
+  const apiPort = opts.ports?.api ?? freePort(), dbPort = opts.ports?.db ?? freePort();
+  const standinPort = opts.ports?.standin ?? freePort();
   const dataDir = opts.dataDir ?? await tempDataDir(opts.root);
   const logPath = `${dataDir}.log`;
   const jwtSecret = DEFAULT_JWT_SECRET;
@@ -127,6 +139,8 @@ export async function spawnStack(opts: {
   const standinUrl = `http://127.0.0.1:${standinPort}/v1`;
   return {
     pid: child.pid,
+    ports: { api: apiPort, db: dbPort, standin: standinPort },
+    exited: status,
     apiUrl,
     dbUrl,
     dbPort,
@@ -144,8 +158,12 @@ export async function spawnStack(opts: {
       DEVSTACK_DATA_DIR: dataDir,
     }),
     async kill() {
+      const postmaster = await postmasterPid(dataDir);
       child.kill("SIGKILL");
       await status;
+      // The watchdog stops Postgres once the stack's pipe closes; on a busy machine that took longer than a new
+      // stack's start, which then refused the data ("Postgres is already running").
+      if (postmaster !== undefined) await exited(postmaster, 60_000, opts.log);
       await stdin.close().catch((err) => opts.log?.(`closing the killed stack's stdin: ${err}`));
       await stderrPump.catch((err) => opts.log?.(`stack log pump: ${err}`));
       logFile.close();
@@ -171,6 +189,36 @@ export async function spawnStack(opts: {
       await Deno.remove(logPath);
     },
   };
+}
+
+/** The pid in the cluster's postmaster.pid (the data folder's, or the folder it was moved to), if Postgres runs. */
+async function postmasterPid(dataDir: string): Promise<number | undefined> {
+  const home = (await readPointer(dataDir)) ?? dataDir;
+  try {
+    const pid = Number((await Deno.readTextFile(`${home}/pgdata/postmaster.pid`)).split("\n")[0]);
+    return pid > 0 ? pid : undefined;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Waits (bounded) until process `pid` is gone. */
+async function exited(pid: number, timeoutMs: number, log?: (m: string) => void): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await Deno.stat(`/proc/${pid}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    if (Date.now() > deadline) {
+      log?.(`Postgres (pid ${pid}) was still running ${timeoutMs} ms after its stack was killed`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function tempDataDir(root: string): Promise<string> {

@@ -10,8 +10,17 @@
  * postgres/src/connection.js `nextWrite`), logs it, and keeps the isolate alive. It cannot repair the connection:
  * the throw leaves that connection's write timer set, so every later write on it is buffered and never sent (the
  * hang porsager/postgres#1209 describes). So it also tells the clients that registered with {@link onDriverFault}
- * to replace their pools (db.ts does: queries on the old pool are rejected, new ones get fresh connections). Every
- * other uncaught error keeps its default behaviour.
+ * to replace their pools (db.ts does: queries on the old pool are rejected, new ones get fresh connections). The same
+ * null-socket write also happens synchronously inside a query's promise job, where it surfaces as an unhandled
+ * rejection instead of an uncaught error; the guard treats both alike.
+ *
+ * A second defect of the same release (porsager/postgres#1192, #1205, #1223; open): every new connection first runs
+ * an internal query for the array types (`fetch_types`), whose promise `ReadyForQuery` drops. When that query fails
+ * (the connection is terminated while it starts, Postgres restarts, a pooler cancels it), the rejection is unhandled
+ * and ends the isolate. The fault benchmark hit it by terminating the functions' connections while they reconnected:
+ * the whole local stack died (tests/storage_fault_repro_test.ts). Nothing waits on that promise (the caller's own
+ * query fails or succeeds by itself), so the guard recognises the rejection by the internal query's text, logs it
+ * and keeps the isolate alive. Every other uncaught error or unhandled rejection keeps its default behaviour.
  */
 const INSTALLED = Symbol.for("message-bus.postgres-driver-guard");
 const LISTENERS = Symbol.for("message-bus.postgres-driver-guard.listeners");
@@ -39,17 +48,26 @@ export function isNullSocketWrite(error: unknown): boolean {
     /nextWrite/.test(error.stack ?? "") && /postgres[\/@].*connection\.js/.test(error.stack ?? "");
 }
 
+/** The start of postgres.js 3.4.9's internal array-types query (connection.js `fetchArrayTypes`). */
+const TYPE_FETCH =
+  /^\s*select b\.oid, b\.typarray\s+from pg_catalog\.pg_type a\s+left join pg_catalog\.pg_type b on b\.oid = a\.typelem/;
+
+/** True for the rejection of postgres.js's internal array-types query (and nothing else). */
+export function isTypeFetchFailure(reason: unknown): boolean {
+  if (!(reason instanceof Error)) return false;
+  const query = (reason as { query?: unknown }).query;
+  return typeof query === "string" && TYPE_FETCH.test(query);
+}
+
 /** Installs the guard once per isolate. */
 export function installDriverGuard(log: (m: string) => void = (m) => console.error(m)): void {
   const g = globalThis as unknown as Record<symbol, boolean>;
   if (g[INSTALLED]) return;
   g[INSTALLED] = true;
-  globalThis.addEventListener("error", (event) => {
-    if (!isNullSocketWrite(event.error)) return;
-    event.preventDefault();
+  const replacePools = (how: string) => {
     log(
-      "[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208); the isolate goes on " +
-        `and ${listeners().size} client(s) replace their connections`,
+      `[db] postgres.js wrote to a connection that had already closed (porsager/postgres#1208, ${how}); the isolate ` +
+        `goes on and ${listeners().size} client(s) replace their connections`,
     );
     for (const listener of listeners()) {
       try {
@@ -58,5 +76,27 @@ export function installDriverGuard(log: (m: string) => void = (m) => console.err
         log(`[db] replacing a client's connections failed: ${err instanceof Error ? err.message : err}`);
       }
     }
+  };
+  globalThis.addEventListener("error", (event) => {
+    if (!isNullSocketWrite(event.error)) return;
+    event.preventDefault();
+    replacePools("from a timer");
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    // The same write also happens at once inside a query's promise job (write() → nextWrite() when the buffer is
+    // full or a callback waits; e.g. a transaction's statement): then it surfaces as an unhandled rejection. The
+    // fault benchmark's stack died of that during a Postgres restart.
+    if (isNullSocketWrite(event.reason)) {
+      event.preventDefault();
+      replacePools("in a promise");
+      return;
+    }
+    if (!isTypeFetchFailure(event.reason)) return;
+    event.preventDefault();
+    const reason = event.reason as Error & { code?: string };
+    log(
+      `[db] postgres.js's type fetch on a new connection failed (porsager/postgres#1223): ${reason.code ?? ""} ` +
+        `${reason.message}; the isolate goes on`,
+    );
   });
 }
