@@ -302,7 +302,9 @@ growth ≤ 64 MB.
   completion's commit, which flushes it too) and the watcher's observation (a crash loses it with its watch_queue
   row, and the sweep asks again). Measured alternately on one long-running stack, 6 runs each (with the pg_net
   stand-in now on prepared statements): median added p50
-  4.98 → 4.59 ms. The completion's own commit still waits: the answer promises stored bytes.
+  4.98 → 4.59 ms. The completion's own commit still waits: the answer promises stored bytes. (2026-11-26: the sync
+  begin waits again — the fault benchmark found a failure answered with the id of a sync row that a crash then
+  dropped; tests/crash_durable_id_test.ts.)
 - Method: the first version measured one pass of 300 pairs after 20 warm-up pairs, so it included V8 compiling the
   stack's hot paths on the same cores: the same code measured 6.71 and 6.16 ms that way, 4.96 and 5.79 ms after
   300 warm-up pairs. Now: 300 warm-up pairs, then rounds (median of the rounds' p50 differences, as in the

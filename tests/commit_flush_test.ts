@@ -1,7 +1,7 @@
 /**
- * Which commits wait for their WAL flush (bench/RESULTS.md, issue 3): a sync invoke's begin_message does not —
- * nothing is answered before the completion's commit, which flushes it too — while an async invoke's does (its
- * transaction ID is answered right away); the watcher's observation does not (a crash loses it together with the
+ * Which commits wait for their WAL flush (bench/RESULTS.md, issue 3): every invoke's begin_message waits (its
+ * transaction ID may be answered before anything else commits: an async invoke's at once, a sync invoke's with a
+ * failure that could not be recorded, tests/crash_durable_id_test.ts); the watcher's observation does not (a crash loses it together with the
  * removal of its watch_queue row, and the sweep asks again). Each call runs in a transaction that first sets
  * synchronous_commit on, so the setting read back is the one the statement left for the commit.
  */
@@ -24,11 +24,11 @@ async function commitSetting(fn: (tx: Sql) => Promise<unknown>): Promise<string>
   }) as string;
 }
 
-Deno.test("a sync invoke's begin_message commits without waiting for its flush; an async invoke's waits", async () => {
+Deno.test("every invoke's begin_message, sync or async, commits waiting for its flush", async () => {
   const owner = crypto.randomUUID();
   const ids: string[] = [];
   try {
-    for (const [mode, expected] of [["sync", "off"], ["async", "on"]] as const) {
+    for (const [mode, expected] of [["sync", "on"], ["async", "on"]] as const) {
       const setting = await commitSetting(async (tx) => {
         const { transactionId, created } = await recordMessage(tx, {
           owner,

@@ -12,6 +12,7 @@ import { busy } from "./errors.ts";
 import { onDriverFault } from "./driver_guard.ts";
 import type { Caller } from "./auth.ts";
 import { noDelaySocket } from "./db_socket.ts";
+import { isDatabaseUnreachable } from "./db_errors.ts";
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -137,6 +138,42 @@ export function withDb<T, Q extends Query = Sql>(
 
 /** Clients other than the shared one (tests, tools) are not gated. */
 const ungated = { run: <T>(fn: () => Promise<T>) => fn() };
+
+/**
+ * Pauses before each new attempt of a statement whose connection was lost (terminated by an administrator, a pooler
+ * or a failover; Postgres restarting): the pool's other connections, or a new one, usually work a moment later.
+ */
+export const RECONNECT_DELAYS_MS = [100, 500, 2_000] as const;
+
+/**
+ * Runs `fn`'s statement as {@link withDb} does, and again on a fresh connection while the database was unreachable
+ * during it ({@link isDatabaseUnreachable}), up to {@link RECONNECT_DELAYS_MS}`.length` more times, so that one
+ * terminated connection does not fail a message whose database is fine (the fault benchmark, bench/faults_bench.ts).
+ * For statements that may be repeated only. A lost connection may have lost just the answer of a statement that
+ * committed: when a repetition fails, `recover(err)` says whether an earlier attempt took effect (it returns the
+ * result then, or throws). Inside a transaction (`sql` has no `begin`) there is nothing to repeat on: one attempt.
+ */
+export async function withDbReconnecting<T>(
+  label: string,
+  fn: (sql: Sql) => Promise<T>,
+  sql: Query,
+  recover: (err: unknown) => Promise<T> = (err) => Promise.reject(err),
+): Promise<T> {
+  if (typeof (sql as Partial<Sql>).begin !== "function") return withDb(fn as (q: Query) => Promise<T>, sql);
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await withDb(fn, sql as Sql);
+    } catch (err) {
+      if (!isDatabaseUnreachable(err)) {
+        if (attempt === 0) throw err;
+        return await recover(err);
+      }
+      if (attempt >= RECONNECT_DELAYS_MS.length) throw err;
+      console.warn(`[db] ${label}: the connection was lost (${err}); again in ${RECONNECT_DELAYS_MS[attempt]} ms`);
+      await new Promise((r) => setTimeout(r, RECONNECT_DELAYS_MS[attempt]));
+    }
+  }
+}
 
 /** Runs `fn` in a transaction as the caller (role + `request.jwt.claims`), so RLS applies. */
 export function asCaller<T>(caller: Caller, fn: (tx: Tx) => Promise<T>, sql: Sql = db()): Promise<T> {

@@ -13,7 +13,7 @@ import { createGzip, gzipSync } from "node:zlib";
 import { Duplex } from "node:stream";
 import { Chunker } from "./chunker.ts";
 import { payloadTooLarge } from "./errors.ts";
-import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, type Sql, withDb } from "./db.ts";
+import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, type Sql, withDb, withDbReconnecting } from "./db.ts";
 import { CopySink, FILE_CHUNKS } from "./copy_chunk.ts";
 
 export const CHUNK_SIZE = 1024 * 1024;
@@ -183,15 +183,29 @@ export async function storePayload(
 
 /**
  * Stores chunk `seq` of message `id`'s payload or request through their bus functions (which check that the message
- * is pending), committing without waiting for its WAL flush (the completion's commit waits and flushes it too).
+ * is pending), committing without waiting for its WAL flush (the completion's commit waits and flushes it too). A
+ * lost connection is survived ({@link withDbReconnecting}): if the chunk had been committed before, the repetition
+ * finds it stored with the same bytes.
  */
 async function appendChunk(sql: Query, part: StoredPart, id: string, seq: number, chunk: Uint8Array): Promise<void> {
-  await withDb((sql) => {
-    const noFlushWait = sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT);
-    return part === "payload"
-      ? sql`select bus.append_chunk(${id}::uuid, ${seq}, ${chunk}), ${noFlushWait}`
-      : sql`select bus.append_request_chunk(${id}::uuid, ${seq}, ${chunk}), ${noFlushWait}`;
-  }, sql);
+  const table = part === "payload" ? "message_bus_chunks" : "message_bus_request_chunks";
+  await withDbReconnecting<unknown>(
+    `chunk ${seq} of ${id}`,
+    (sql) => {
+      const noFlushWait = sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT);
+      return part === "payload"
+        ? sql`select bus.append_chunk(${id}::uuid, ${seq}, ${chunk}), ${noFlushWait}`
+        : sql`select bus.append_request_chunk(${id}::uuid, ${seq}, ${chunk}), ${noFlushWait}`;
+    },
+    sql,
+    async (err) => {
+      if ((err as { code?: string }).code !== "23505") throw err; // unique_violation: (transaction_id, seq) is there
+      const [same] = await withDb((sql) =>
+        sql`select 1 from ${sql("public")}.${sql(table)}
+           where transaction_id = ${id}::uuid and seq = ${seq} and data = ${chunk}`, sql);
+      if (!same) throw err;
+    },
+  );
 }
 
 /**

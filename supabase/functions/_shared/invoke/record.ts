@@ -3,7 +3,7 @@
  * one statement for a request of one chunk (nearly all of them), else the row, the request's chunks and a seal.
  */
 import { createHash } from "node:crypto";
-import { COMMIT_WITHOUT_FLUSH_WAIT, type Query, withDb } from "../db.ts";
+import { type Query, withDb } from "../db.ts";
 import { CHUNK_SIZE, storedForm, storePayload } from "../payload_store.ts";
 import { pieces } from "../bytes.ts";
 
@@ -53,10 +53,11 @@ export interface Recorded {
 }
 
 /**
- * Records `m`. A sync message's row commits without waiting for its WAL flush: nothing is answered before its
- * completion (or failure) commits, and that commit flushes this one too (bench/RESULTS.md). Only an idempotent replay
- * that finds the row still pending can answer before that flush; after a database crash it would find no message, as
- * the original caller finds its request failed.
+ * Records `m`. The row's commit waits for its WAL flush whatever the mode: a failure is answered with the transaction
+ * id even when recording that failure is impossible (the database gone mid-store), so the id must name a message that
+ * survives a crash. (A sync begin without the flush wait saved ~0.4 ms of added p50, bench/RESULTS.md; the fault
+ * benchmark then found a sync caller holding the id of a row that crash recovery had dropped,
+ * tests/crash_durable_id_test.ts.)
  */
 export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded> {
   const small = m.request.length <= CHUNK_SIZE;
@@ -88,9 +89,7 @@ export async function recordMessage(sql: Query, m: NewMessage): Promise<Recorded
       p_request_last_chunk => ${stored && stored.bytes.length > 0 ? stored.bytes : null},
       p_stream => ${m.stream ?? false}, p_replay_of => ${m.replayOf ?? null}::uuid,
       p_default_rpm => ${m.defaultRpm ?? 0}, p_slot_max => ${m.slot?.max ?? null}::integer,
-      p_slot_lease_seconds => ${m.slot?.leaseSeconds ?? 60})${
-      m.mode === "sync" ? sql`, ${sql.unsafe(COMMIT_WITHOUT_FLUSH_WAIT)}` : sql``
-    }`, sql);
+      p_slot_lease_seconds => ${m.slot?.leaseSeconds ?? 60})`, sql);
   const recorded: Recorded = {
     transactionId: row.transaction_id ?? "",
     created: row.created,

@@ -1,5 +1,5 @@
 /** The statements that move a message on (schema `bus`, as service_role), each returning the {@link MessageRow}. */
-import { asService, type Sql, withDb } from "../db.ts";
+import { asService, type Sql, withDb, withDbReconnecting } from "../db.ts";
 import type { StoredPayload } from "../payload_store.ts";
 import { type Attempt, MESSAGE_COLUMNS, type MessageRow } from "./row.ts";
 
@@ -35,8 +35,10 @@ export interface Completion extends StoredPayload {
  * @throws the database error when the message is not pending for that run (reaped, or taken by another run).
  */
 export async function completeMessage(sql: Sql, transactionId: string, a: Completion): Promise<MessageRow> {
-  const [row] = await withDb((sql) =>
-    sql<MessageRow[]>`
+  const [row] = await withDbReconnecting(
+    `completing ${transactionId}`,
+    (sql) =>
+      sql<MessageRow[]>`
       select ${sql.unsafe(MESSAGE_COLUMNS)} from bus.complete_message(
         p_transaction_id => ${transactionId}::uuid, p_payload_size => ${a.payloadSize},
         p_stored_size => ${a.storedSize}, p_compression => ${a.compression}, p_checksum => ${a.checksum},
@@ -45,7 +47,19 @@ export async function completeMessage(sql: Sql, transactionId: string, a: Comple
         p_provider_ms => ${a.providerMs}, p_write_ms => ${a.writeMs}, p_metadata => ${sql.json(a.metadata as never)},
         p_stored_checksum => ${a.storedChecksum}, p_last_chunk => ${a.lastChunk}, p_run => ${a.run},
         p_attempts => ${a.attempts ? sql.json(a.attempts as never) : null}, p_provider => ${a.provider ?? null},
-        p_stream => ${a.stream ?? null}, p_ttft_ms => ${a.ttftMs ?? null})`, sql);
+        p_stream => ${a.stream ?? null}, p_ttft_ms => ${a.ttftMs ?? null})`,
+    sql,
+    async (err) => {
+      // 55000 "not pending": completed by the attempt whose answer the lost connection took with it?
+      if ((err as { code?: string }).code !== "55000") throw err;
+      const done = await withDb((sql) =>
+        sql<MessageRow[]>`select ${sql.unsafe(MESSAGE_COLUMNS)} from public.message_bus
+                         where transaction_id = ${transactionId}::uuid and status = 'completed'
+                           and checksum = ${a.checksum} and run_count = ${a.run}`, sql);
+      if (done.length === 0) throw err;
+      return done;
+    },
+  );
   return row;
 }
 

@@ -1,13 +1,10 @@
 /**
- * REPRODUCTION, FAILING ON PURPOSE (found by the fault benchmark, bench/faults_bench.ts, which counted it as its one
- * lost message in a run; for the lead: record.ts and run.ts): a sync invoke's row is recorded by a commit that does
- * not wait for its WAL flush (record.ts COMMIT_WITHOUT_FLUSH_WAIT: "nothing is answered before its completion (or
- * failure) commits, and that commit flushes this one too"). But when Postgres crashes before that flush and the
- * failure cannot be recorded either, run.ts still answers the failure with the transaction id (`recorded: false`,
- * 500 storage_failed) — and after crash recovery the database has no such message: the caller holds an id of a
- * message that never existed, and its idempotent retry would run the request again under a new id.
- * In the benchmark: sent 6 ms after the postmaster was killed; storing failed (ECONNREFUSED), then recording the
- * failure failed with "message ... is not pending for run 1": the row was gone.
+ * A failure answered with a transaction id names a message that survives a Postgres crash (found by the fault
+ * benchmark, bench/faults_bench.ts, as its one lost message in a run): a sync invoke's row used to commit without
+ * waiting for its WAL flush, on the reasoning that its completion's (or failure's) commit flushes it too. But when
+ * Postgres crashes before that and the failure cannot be recorded either, the caller is still answered 500
+ * storage_failed with the transaction id (`recorded: false`) — and crash recovery had dropped the row: the caller held
+ * the id of a message that never existed. record.ts now waits for the flush of every begin.
  *
  * On a stack of its own, with fsync on: the WAL writer slowed down (wal_writer_delay 10 s) and the pg_cron jobs paused,
  * so that nothing else flushes the WAL; a sync invoke whose provider takes 2 s; once its row is visible, the
@@ -23,7 +20,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const ENV = { DEVSTACK_PG_FAST: "0", DEVSTACK_PG_RESTART_DELAY_MS: "3000", MESSAGE_BUS_INLINE_FALLBACK: "false" };
 const log = (m: string) => console.log(`[crash-lost] ${m}`);
 
-Deno.test("[repro] a failure answered with a transaction id after a Postgres crash names a message that exists", async () => {
+Deno.test("a failure answered with a transaction id after a Postgres crash names a message that exists", async () => {
   const stack = await spawnStack({ root: ROOT, env: ENV, log });
   const sql = postgres(stack.dbUrl, {
     prepare: false,
