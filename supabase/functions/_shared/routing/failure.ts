@@ -71,7 +71,8 @@ export function classifyFailure(err: unknown, provider: string, timedOut: boolea
         code: "provider_error",
         provider,
         provider_status: status,
-        message: `${provider} answered ${status}: ${err.message}`,
+        // The SDK's message starts with the status itself ("404 Not found"): said once.
+        message: `${provider} answered ${status}: ${err.message.replace(/^\d{3} /, "")}`,
         provider_error: err.error ?? null,
       },
     };

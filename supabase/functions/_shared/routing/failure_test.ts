@@ -18,6 +18,12 @@ Deno.test("classifyFailure: 429, 408 and 5xx are retried; other 4xx are the requ
   }
 });
 
+Deno.test("classifyFailure: the provider's status is said once in the message", () => {
+  const err = OpenAI.APIError.generate(404, { error: { message: "Model not found" } }, "x", new Headers());
+  assert.match(err.message, /^404 /, "the SDK's message starts with the status");
+  assert.equal(classifyFailure(err, "kimi", false).error.message, "kimi answered 404: Model not found");
+});
+
 Deno.test("classifyFailure: the attempt's own timeout, a connection error and a broken body are retried", () => {
   const timeout = classifyFailure(new Error("aborted"), "glm", true);
   assert.deepEqual([timeout.retryable, timeout.errorCode, timeout.error.code], [true, "timeout", "provider_timeout"]);
