@@ -217,9 +217,6 @@ Target: stored at ≥ 0.5 × the loopback upload rate, peak memory growth ≤ 64
 ${DECISIONS}
 `;
   await writeResults("files", md, rows);
-  // The table's line lengths vary from run to run: let the formatter wrap the section as `npm test` checks it.
-  const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "bench/RESULTS.md"], cwd: ROOT }).output();
-  if (!fmt.success) log(`deno fmt bench/RESULTS.md failed: ${new TextDecoder().decode(fmt.stderr)}`);
   console.log(md);
 } finally {
   await sql`drop table if exists bench_copy`;

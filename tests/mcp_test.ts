@@ -316,6 +316,7 @@ Deno.test("mcp: a provider failure is a tool error with the recorded transaction
     const failure = structured(r);
     assert.equal(failure.status, "failed");
     assert.match(failure.transaction_id, /^[0-9a-f-]{36}$/);
+    assert.equal(failure.provider, "kimi", "the provider that failed, as the error names it");
     assert.equal(toolErrorOf(r).transaction_id, failure.transaction_id);
     assert.equal(toolErrorOf(r).status, "failed");
     const meta = await fetchJson(user.token, `/${failure.transaction_id}/meta`);

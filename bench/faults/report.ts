@@ -359,13 +359,14 @@ benchmark as it evolved that day, on this shared machine; the figures above are 
   ~10 ms of the postmaster's kill. Its row had been committed without waiting for the WAL flush (record.ts, for sync
   invokes: "nothing is answered before the completion's commit"), storing the answer then failed, recording the
   failure failed too, and the caller got 500 storage_failed with the transaction id and \`recorded: false\`; crash
-  recovery had dropped the row. Reproduced by tests/crash_lost_repro_test.ts (failing on purpose; it passes with the
-  begin's commit flushed). The fix belongs to record.ts / run.ts.
+  recovery had dropped the row. Fixed the same day: every begin_message now waits for its flush
+  (tests/crash_durable_id_test.ts).
 - Every other failure carries its reason. Besides the mix's provider 400s they come from the database faults:
   \`storage_failed\` (3 to 45 per run) when the connection running a chunk append (or the completion) of an answer is
   terminated or Postgres dies mid-store: the message is failed for good (sync: 500; async: not run again), although
-  the database is back within a second. tests/storage_fault_repro_test.ts reproduces both (failing on purpose); the
-  fix belongs in run.ts (store again on a new connection, or for async leave the message to the dispatcher).
+  the database is back within a second. Fixed the same day: a chunk append or a completion whose connection is
+  lost runs again on a fresh one (db.ts withDbReconnecting; tests/storage_fault_test.ts); the run above, after both
+  fixes, has no \`storage_failed\`.
   \`worker_lost\`: sync messages whose stack was killed (their caller is gone; the reaper fails them), and rarely a
   sync message recorded while its function lost the database: the caller got a 503 without a transaction id, its
   retry with the same key 202 (pending), and the message was reaped a minute later with no attempt (it never ran).

@@ -49,7 +49,16 @@ export async function chat(args: ChatArgs, ctx: ToolContext): Promise<CallToolRe
     const result = errorResult("chat", err);
     // A failure recorded on a message (provider error, busy, unavailable): its transaction, in the output's shape.
     const id = err instanceof BusError ? err.extra.transaction_id : undefined;
-    if (typeof id === "string") result.structuredContent = { ...NOTHING_YET, transaction_id: id, status: "failed" };
+    if (typeof id === "string") {
+      // The provider that failed, when the error names it (provider_error); the model is known only on success.
+      const provider = (err as BusError).details.provider;
+      result.structuredContent = {
+        ...NOTHING_YET,
+        transaction_id: id,
+        status: "failed",
+        provider: typeof provider === "string" ? provider : null,
+      };
+    }
     return result;
   }
 }
