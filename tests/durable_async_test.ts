@@ -2,7 +2,9 @@
  * Async work outlives its worker (issue "Provider routing", item 6): a stack of its own is killed with SIGKILL
  * while 20 async invokes are at the provider; after a restart on the same data, the pg_cron dispatcher
  * (message-bus-dispatch, every minute) claims each message whose lease ran out for a second run, and all 20
- * complete, verified, each called once more at the provider.
+ * complete, verified, each called once more at the provider. Kimi runs under KIMI_MAX_CONCURRENCY=20, so the killed
+ * stack leaves all 20 concurrency slots held by dead runs: the second runs can only get slots if a SIGKILL never leaks
+ * one (issue "Provider routing", item 5).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -12,7 +14,12 @@ import { mintUserToken } from "../devstack/keys.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // A short lease, so that the dead run's messages are claimable soon after the restart.
-const ENV = { MESSAGE_BUS_LEASE_SECS: "5", DB_ACQUIRE_TIMEOUT_MS: "1000" };
+const ENV = {
+  MESSAGE_BUS_LEASE_SECS: "5",
+  DB_ACQUIRE_TIMEOUT_MS: "1000",
+  KIMI_MAX_CONCURRENCY: "20",
+  PROVIDER_LEASE_SECS: "5",
+};
 
 Deno.test("SIGKILL with 20 async invokes in flight: after a restart all 20 complete, each run again once", async () => {
   const log = (m: string) => console.log(`[durable] ${m}`);
@@ -55,6 +62,9 @@ Deno.test("SIGKILL with 20 async invokes in flight: after a restart all 20 compl
     const [{ pending }] = await sql<{ pending: number }[]>`
       select count(*)::int as pending from public.message_bus where transaction_id = any(${ids}::uuid[]) and status = 'pending'`;
     assert.equal(pending, 20, "the crash left all 20 pending");
+    const [{ held }] = await sql<{ held: number }[]>`
+      select count(*)::int as held from bus.provider_slots where provider = 'kimi' and transaction_id = any(${ids}::uuid[])`;
+    assert.equal(held, 20, "the crash left all 20 kimi slots held by the dead runs");
 
     // The dispatcher runs every minute (pg_cron); each run takes 4 s at the provider.
     const done = Date.now() + 150_000;
@@ -68,6 +78,11 @@ Deno.test("SIGKILL with 20 async invokes in flight: after a restart all 20 compl
     }
     assert.deepEqual(rows.map((r) => r.status), Array(20).fill("completed"), "all 20 completed");
     assert.deepEqual(rows.map((r) => r.run_count), Array(20).fill(2), "each by a second run");
+    const [slots] = await sql<{ total: number; held: number }[]>`
+      select count(*)::int as total, count(*) filter (where transaction_id = any(${ids}::uuid[]) and expires_at > now())::int as held
+        from bus.provider_slots where provider = 'kimi'`;
+    assert.ok(slots.total <= 20, `kimi has at most its 20 slots: ${slots.total}`);
+    assert.equal(slots.held, 0, "no slot is held after the runs finished");
     const [{ jobs }] = await sql<{ jobs: number }[]>`
       select count(*)::int as jobs from cron.job_run_details d join cron.job j using (jobid)
       where j.jobname = 'message-bus-dispatch' and d.status = 'succeeded'`;
