@@ -12,80 +12,66 @@
  * names a message the database has after the restart.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
-import { spawnStack } from "../devstack/testing/stack_process.ts";
-import { mintUserToken } from "../devstack/keys.ts";
+import { withOwnStack } from "../devstack/testing/own_stack.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const ENV = { DEVSTACK_PG_FAST: "0", DEVSTACK_PG_RESTART_DELAY_MS: "3000", MESSAGE_BUS_INLINE_FALLBACK: "false" };
 const log = (m: string) => console.log(`[crash-lost] ${m}`);
 
 Deno.test("a failure answered with a transaction id after a Postgres crash names a message that exists", async () => {
-  const stack = await spawnStack({ root: ROOT, env: ENV, log });
-  const sql = postgres(stack.dbUrl, {
-    prepare: false,
-    max: 1,
-    onnotice: () => {},
-    connection: { application_name: "crash-lost-test" },
-  });
-  let passed = false;
-  try {
-    await sql`alter system set wal_writer_delay = '10s'`;
-    await sql`select pg_reload_conf()`;
-    await sql`update cron.job set active = false`;
-    await sql`checkpoint`; // everything before this point is on disk
+  await withOwnStack(
+    { root: ROOT, env: ENV, log, name: "crash-durable-id-test", maxConnections: 1 },
+    async (stack, sql, token) => {
+      await sql`alter system set wal_writer_delay = '10s'`;
+      await sql`select pg_reload_conf()`;
+      await sql`update cron.job set active = false`;
+      await sql`checkpoint`; // everything before this point is on disk
 
-    const token = await mintUserToken(crypto.randomUUID(), stack.jwtSecret, { expiresInSeconds: 3600 });
-    const key = `crash-${crypto.randomUUID()}`;
-    const answer = fetch(`${stack.apiUrl}/functions/v1/tool-invoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": key },
-      body: JSON.stringify({
-        tool: "chat",
-        input: { messages: [{ role: "user", content: `crash ${key} #standin {"latency_ms": 2000}` }] },
-      }),
-    });
-    const started = Date.now();
-    while ((await sql`select 1 from public.message_bus where idempotency_key = ${key}`).length === 0) {
-      assert.ok(Date.now() - started < 10_000, "the message was not recorded within 10 s");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const [{ dir }] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
-    const pid = Number((await Deno.readTextFile(`${dir}/postmaster.pid`)).split("\n")[0]);
-    Deno.kill(pid, "SIGKILL");
-    log(`recorded; postmaster ${pid} killed`);
-
-    const res = await answer;
-    const body = await res.json();
-    log(`answered ${res.status} ${JSON.stringify(body)}`);
-
-    // Postgres back (the stack restarts it): does the message the answer names exist?
-    const deadline = Date.now() + 60_000;
-    let rows: Array<{ transaction_id: string; status: string }> | undefined;
-    while (!rows) {
-      try {
-        rows = [
-          ...await sql<{ transaction_id: string; status: string }[]>`
-          select transaction_id, status from public.message_bus where idempotency_key = ${key}`,
-        ];
-      } catch (err) {
-        assert.ok(Date.now() < deadline, `Postgres did not come back within 60 s: ${err}`);
-        await new Promise((r) => setTimeout(r, 500));
+      const key = `crash-${crypto.randomUUID()}`;
+      const answer = fetch(`${stack.apiUrl}/functions/v1/tool-invoke`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify({
+          tool: "chat",
+          input: { messages: [{ role: "user", content: `crash ${key} #standin {"latency_ms": 2000}` }] },
+        }),
+      });
+      const started = Date.now();
+      while ((await sql`select 1 from public.message_bus where idempotency_key = ${key}`).length === 0) {
+        assert.ok(Date.now() - started < 10_000, "the message was not recorded within 10 s");
+        await new Promise((r) => setTimeout(r, 20));
       }
-    }
-    log(`after the restart: ${JSON.stringify(rows)}`);
-    if (body.transaction_id) {
-      assert.deepEqual(
-        rows.map((r) => r.transaction_id),
-        [body.transaction_id],
-        `the answer (${res.status}) named ${body.transaction_id}, the database has ${JSON.stringify(rows)}`,
-      );
-    }
-    passed = true;
-  } finally {
-    await sql.end();
-    const stopped = await stack.stop();
-    if (stopped.clean && passed) await stack.cleanup();
-    else console.log(`stack log kept: ${stack.logPath}`);
-  }
+      const [{ dir }] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
+      const pid = Number((await Deno.readTextFile(`${dir}/postmaster.pid`)).split("\n")[0]);
+      Deno.kill(pid, "SIGKILL");
+      log(`recorded; postmaster ${pid} killed`);
+
+      const res = await answer;
+      const body = await res.json();
+      log(`answered ${res.status} ${JSON.stringify(body)}`);
+
+      // Postgres back (the stack restarts it): does the message the answer names exist?
+      const deadline = Date.now() + 60_000;
+      let rows: Array<{ transaction_id: string; status: string }> | undefined;
+      while (!rows) {
+        try {
+          rows = [
+            ...await sql<{ transaction_id: string; status: string }[]>`
+          select transaction_id, status from public.message_bus where idempotency_key = ${key}`,
+          ];
+        } catch (err) {
+          assert.ok(Date.now() < deadline, `Postgres did not come back within 60 s: ${err}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      log(`after the restart: ${JSON.stringify(rows)}`);
+      if (body.transaction_id) {
+        assert.deepEqual(
+          rows.map((r) => r.transaction_id),
+          [body.transaction_id],
+          `the answer (${res.status}) named ${body.transaction_id}, the database has ${JSON.stringify(rows)}`,
+        );
+      }
+    },
+  );
 });

@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import postgres from "postgres";
-import { spawnStack, type StackProcess } from "../devstack/testing/stack_process.ts";
-import { mintUserToken } from "../devstack/keys.ts";
+import type { StackProcess } from "../devstack/testing/stack_process.ts";
+import { withOwnStack } from "../devstack/testing/own_stack.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const ENV = { MESSAGE_BUS_LEASE_SECS: "6", DB_ACQUIRE_TIMEOUT_MS: "2000" };
@@ -25,28 +25,8 @@ interface Row {
   checksum: string | null;
 }
 
-/** A stack of its own, a database client and a user token; the stack's log is kept when the test fails. */
-async function withStack(
-  fn: (stack: StackProcess, sql: postgres.Sql, token: string) => Promise<void>,
-): Promise<void> {
-  const stack = await spawnStack({ root: ROOT, env: ENV, log });
-  const sql = postgres(stack.dbUrl, {
-    prepare: false,
-    max: 2,
-    onnotice: () => {},
-    connection: { application_name: "storage-fault-test" },
-  });
-  let passed = false;
-  try {
-    await fn(stack, sql, await mintUserToken(crypto.randomUUID(), stack.jwtSecret, { expiresInSeconds: 3600 }));
-    passed = true;
-  } finally {
-    await sql.end();
-    const stopped = await stack.stop();
-    if (stopped.clean && passed) await stack.cleanup();
-    else console.log(`stack log kept: ${stack.logPath}`);
-  }
-}
+const withStack = (fn: (stack: StackProcess, sql: postgres.Sql, token: string) => Promise<void>) =>
+  withOwnStack({ root: ROOT, env: ENV, log, name: "storage-fault-test" }, fn);
 
 function invoke(stack: StackProcess, token: string, mode: "sync" | "async", tag: string): Promise<Response> {
   return fetch(`${stack.apiUrl}/functions/v1/tool-invoke`, {
