@@ -18,7 +18,7 @@
  * an internal query for the array types (`fetch_types`), whose promise `ReadyForQuery` drops. When that query fails
  * (the connection is terminated while it starts, Postgres restarts, a pooler cancels it), the rejection is unhandled
  * and ends the isolate. The fault benchmark hit it by terminating the functions' connections while they reconnected:
- * the whole local stack died (tests/storage_fault_repro_test.ts). Nothing waits on that promise (the caller's own
+ * the whole local stack died (while reproducing what tests/storage_fault_test.ts tests). Nothing waits on that promise (the caller's own
  * query fails or succeeds by itself), so the guard recognises the rejection by the internal query's text, logs it
  * and keeps the isolate alive. Every other uncaught error or unhandled rejection keeps its default behaviour.
  */
