@@ -4,6 +4,7 @@
  * applies as to any query and the bytes come as they are stored (a query result would carry bytea as hex text).
  * The chunks are handed on as views of the bytes postgres.js received, not copied again.
  */
+import type postgres from "postgres";
 import { callerContextSql, type Sql, withDb } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { COPY_SIGNATURE } from "./copy_signature.ts";
@@ -33,7 +34,20 @@ export async function readChunkRange(
   if (![from, to].every((n) => Number.isSafeInteger(n) && n >= 0) || to <= from) {
     throw new Error(`not a chunk range: ${from}..${to}`);
   }
-  const parts = await withDb(async (sql) => {
+  const parts = await withDb(async (pool) => {
+    // A connection of its own while the COPY streams: when every connection is busy, postgres.js pipelines the next
+    // query onto a busy one, and on one whose COPY is still streaming that query fails (COPY_IN_PROGRESS) — a 500
+    // for whichever request it was (seen under concurrent fetches). A reserved connection takes no other query.
+    const sql = await pool.reserve();
+    try {
+      return await copyParts(sql);
+    } finally {
+      sql.release();
+    }
+  }, sql);
+  return copiedChunks(parts, `chunks ${from}..${to - 1} of ${id}`);
+
+  async function copyParts(sql: postgres.ReservedSql): Promise<Uint8Array[]> {
     const stream = await sql.unsafe(
       `${callerContextSql(caller)};
        copy (select seq, data from ${where.table} where ${where.key} = '${id}' and seq >= ${from} and seq < ${to}
@@ -52,8 +66,7 @@ export async function readChunkRange(
       (stream as unknown as { _read(size: number): void })._read(0);
     }
     return parts;
-  }, sql);
-  return copiedChunks(parts, `chunks ${from}..${to - 1} of ${id}`);
+  }
 }
 
 /**

@@ -95,6 +95,20 @@ Deno.test("readChunkRange: the caller's chunks in range, RLS applying; the conne
     assert.equal((await readChunkRange(user(crypto.randomUUID()), CHUNKS, id!, 0, 6, sql)).size, 0, "not theirs");
     await assert.rejects(readChunkRange(user(owner), CHUNKS, `${id}'--`, 0, 1, sql), /not a transaction ID/);
     await assert.rejects(readChunkRange(user(owner), CHUNKS, id!, 2, 2, sql), /not a chunk range/);
+    // Queries sent while the COPY streams, on a pool whose one connection it holds: postgres.js pipelines them onto
+    // that connection, where one arriving mid-COPY failed (COPY_IN_PROGRESS: a 500 under concurrent fetches). They
+    // now wait for the read to end. One query every millisecond until the read is done (bounded).
+    let reading = true;
+    const read = readChunkRange(user(owner), CHUNKS, id!, 0, 6, sql).finally(() => (reading = false));
+    const probes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 2_000 && reading; i++) {
+      probes.push(sql`select 1 as one`.then((rows) => rows[0].one, (err: Error) => err.message));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal((await read).size, 6);
+    const answers = await Promise.all(probes);
+    assert.ok(answers.length > 1, `queries were sent during the read: ${answers.length}`);
+    assert.deepEqual(answers.filter((a) => a !== 1), [], "every query sent during the read answered");
     const [after] = await sql<{ role: string }[]>`select current_user::text as role`;
     assert.equal(after.role, "postgres", "the caller's role ended with the read, and the connection answers");
     // Every run size reads the same bytes.

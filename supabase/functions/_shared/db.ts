@@ -8,6 +8,7 @@
 import postgres from "postgres";
 import { settings } from "./env.ts";
 import { byteaType } from "./bytea.ts";
+import { jsonType } from "./storable_json.ts";
 import { busy } from "./errors.ts";
 import { onDriverFault } from "./driver_guard.ts";
 import type { Caller } from "./auth.ts";
@@ -47,7 +48,7 @@ function currentPool(): Sql {
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
-    types: { bytea: byteaType },
+    types: { bytea: byteaType, json: jsonType },
     // TCP_NODELAY (db_socket.ts). postgres.js documents `socket` but leaves it out of its types.
     ...({ socket: noDelaySocket } as object),
   });
