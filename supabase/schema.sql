@@ -1868,6 +1868,10 @@ CREATE FUNCTION bus.ops_note_purge() RETURNS trigger
 begin
   insert into bus.ops_status_moves (from_status, to_status, n)
   select g.status, null, count(*) from gone g where g.status <> 'pending' group by g.status;
+  insert into bus.ops_event_totals as t (metric, labels, value)
+  select 'messages_purged', jsonb_build_object('status', g.status), count(*)
+    from gone g where g.status <> 'pending' group by g.status
+  on conflict (metric, labels) do update set value = t.value + excluded.value;
   return null;
 end $$;
 
@@ -1877,7 +1881,7 @@ ALTER FUNCTION bus.ops_note_purge() OWNER TO postgres;
 -- Name: FUNCTION ops_note_purge(); Type: COMMENT; Schema: bus; Owner: postgres
 --
 
-COMMENT ON FUNCTION bus.ops_note_purge() IS 'Statement trigger: finished messages were deleted (purged).';
+COMMENT ON FUNCTION bus.ops_note_purge() IS 'Statement trigger: finished messages were deleted (purged): a move for the bus_messages gauge (applied at the next fold) and bus_messages_purged_total at once.';
 
 --
 -- Name: ops_route_window(integer); Type: FUNCTION; Schema: bus; Owner: postgres

@@ -79,12 +79,14 @@ Deno.test("metrics move by exactly what known invokes did: requests, histograms,
   const grew = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
   // bus_messages is a gauge over every message: a cleanup running meanwhile (other tests start them in the
   // background) moves other messages from completed or failed to expired, so only the finished total must grow by
-  // this test's three.
+  // this test's three ...
+  // ... and a purge meanwhile (cleanup deletes expired rows after their retention) takes messages out of the gauge,
+  // counted by bus_messages_purged_total at once (the gauge follows at the next fold).
   const finished = ["completed", "failed", "expired"].reduce(
-    (n, status) => n + grew(series("bus_messages", { status })),
+    (n, status) => n + grew(series("bus_messages", { status })) + grew(series("bus_messages_purged_total", { status })),
     0,
   );
-  assert.ok(finished >= 3, `finished messages grew by ${finished}`);
+  assert.ok(finished >= 3, `finished (and purged) messages grew by ${finished}`);
   assert.ok(after.has(series("bus_messages", { status: "completed" })));
   assert.ok(after.has(series("bus_messages", { status: "failed" })));
   assert.ok(after.has(series("bus_messages", { status: "pending" })));
@@ -195,6 +197,13 @@ Deno.test("watcher findings and expiry move their series", async () => {
   const after = await scrape();
   const expired = series("bus_messages", { status: "expired" });
   assert.ok((after.get(expired) ?? 0) - (mid.get(expired) ?? 0) >= 1);
+
+  // A purge (cleanup deletes the row after its retention; here directly) counts at once, and the gauge drops by it at
+  // the next fold.
+  const purged = series("bus_messages_purged_total", { status: "expired" });
+  await sql`delete from public.message_bus where transaction_id = ${id}`;
+  const counted = await scrape();
+  assert.ok((counted.get(purged) ?? 0) - (after.get(purged) ?? 0) >= 1, "bus_messages_purged_total{status=expired}");
 });
 
 Deno.test("the scrape is text/plain version 0.0.4 and rejects query parameters", async () => {

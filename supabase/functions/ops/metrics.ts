@@ -51,6 +51,12 @@ const SCALARS: ScalarDef[] = [
     help: "Messages by current status (pending live; the others as of the last fold).",
   },
   {
+    id: "messages_purged",
+    name: "bus_messages_purged_total",
+    type: "counter",
+    help: "Finished messages deleted (cleanup purges them after their retention), by the status they had.",
+  },
+  {
     id: "circuit_state",
     name: "bus_circuit_state",
     type: "gauge",
