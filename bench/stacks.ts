@@ -1,26 +1,9 @@
 /**
- * What the before/after benchmarks share: a git worktree of an older revision (to run its stack beside this
- * checkout's), and helper servers in processes of their own.
+ * Helper servers in processes of their own, for the benchmarks (the worktree of an older revision is worktree.ts's).
  */
-import { resolve } from "node:path";
+import { ROOT } from "./worktree.ts";
 
-export const ROOT = resolve(new URL("..", import.meta.url).pathname);
-
-/** Runs git in the repository; its stdout, trimmed. @throws Error with git's stderr. */
-export async function git(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-/** A worktree of `rev` with this checkout's node_modules; `remove()` deletes it. */
-export async function worktreeOf(rev: string): Promise<{ dir: string; remove(): Promise<void> }> {
-  const dir = await Deno.makeTempDir({ prefix: "bench-before-" });
-  await Deno.remove(dir);
-  await git("worktree", "add", "--detach", dir, rev);
-  await Deno.symlink(`${ROOT}/node_modules`, `${dir}/node_modules`);
-  return { dir, remove: () => git("worktree", "remove", "--force", dir).then(() => {}) };
-}
+export { git, ROOT, worktreeOf } from "./worktree.ts";
 
 /**
  * Starts `deno run -A <args>` in the repository and waits for its first line of output (its "ready"); the rest of

@@ -1,7 +1,7 @@
 /** A git worktree of another revision of this repository, for benchmarks that run the code before and after. */
 import { resolve } from "node:path";
 
-const ROOT = resolve(new URL("..", import.meta.url).pathname);
+export const ROOT = resolve(new URL("..", import.meta.url).pathname);
 
 /** Runs git in this checkout and returns its trimmed output. */
 export async function git(...args: string[]): Promise<string> {
