@@ -8,6 +8,7 @@ import type postgres from "postgres";
 import { callerContextSql, type Sql, withDb } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { COPY_SIGNATURE } from "./copy_signature.ts";
+import { copyOutParts } from "./copy_out.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -47,25 +48,12 @@ export async function readChunkRange(
   }, sql);
   return copiedChunks(parts, `chunks ${from}..${to - 1} of ${id}`);
 
-  async function copyParts(sql: postgres.ReservedSql): Promise<Uint8Array[]> {
-    const stream = await sql.unsafe(
+  function copyParts(sql: postgres.ReservedSql): Promise<Uint8Array[]> {
+    return copyOutParts(sql.unsafe(
       `${callerContextSql(caller)};
        copy (select seq, data from ${where.table} where ${where.key} = '${id}' and seq >= ${from} and seq < ${to}
              order by seq) to stdout (format binary)`,
-    ).readable();
-    const parts: Uint8Array[] = [];
-    try {
-      await new Promise<void>((resolve, reject) => {
-        stream.on("data", (part: Uint8Array) => parts.push(part));
-        stream.on("end", resolve);
-        stream.on("error", reject);
-      });
-    } finally {
-      // postgres.js can leave its socket paused when CopyDone came in the same read as the data that filled the
-      // stream (porsager/postgres#499): one more read() resumes it (see readChunk in payload_read.ts).
-      (stream as unknown as { _read(size: number): void })._read(0);
-    }
-    return parts;
+    ));
   }
 }
 

@@ -16,7 +16,9 @@ import { createGunzip, gunzipSync } from "node:zlib";
 import { db, type Sql, type Tx } from "./db.ts";
 import type { Caller } from "./auth.ts";
 import { concatBytes } from "./bytes.ts";
+import { BusError } from "./errors.ts";
 import { COPY_SIGNATURE } from "./copy_signature.ts";
+import { copyOutParts } from "./copy_out.ts";
 import { readChunkRange } from "./chunk_range_read.ts";
 
 /**
@@ -55,12 +57,48 @@ export function decodeProven(watcher: { findings: ReadonlyArray<{ code: string }
   return !!watcher && !watcher.findings.some((f) => f.code === "checksum_mismatch");
 }
 
+/** The columns of a message row that describe its stored payload (MessageRow and FetchRow have them). */
+export interface StoredColumns {
+  transaction_id: string;
+  checksum: string | null;
+  chunk_count: number | null;
+  compression: "none" | "gzip" | null;
+  payload_size_bytes: string | number | null;
+  stored_checksum: string | null;
+}
+
+/** The stored-payload description of a row whose payload (or partial payload) is recorded. */
+export function storedMetaOf(row: StoredColumns): StoredMeta & { payload_size_bytes: number } {
+  return {
+    transaction_id: row.transaction_id,
+    checksum: row.checksum!,
+    chunk_count: row.chunk_count!,
+    compression: row.compression!,
+    payload_size_bytes: Number(row.payload_size_bytes),
+    stored_checksum: row.stored_checksum,
+  };
+}
+
 /** Thrown (into the stream) when the bytes do not match the checksum. */
 export class ChecksumMismatchError extends Error {
   constructor(readonly transactionId: string, readonly expected: string, readonly actual: string) {
     super(`Checksum mismatch for ${transactionId}: stored ${expected}, read ${actual}`);
     this.name = "ChecksumMismatchError";
   }
+}
+
+/**
+ * The 500 `checksum_mismatch` answer for stored bytes that no longer match their checksum; `idKey` names the id in
+ * the body (`transaction_id` for a message, `file_id` for a file).
+ */
+export function integrityError(err: ChecksumMismatchError, idKey = "transaction_id"): BusError {
+  return new BusError(
+    500,
+    "checksum_mismatch",
+    "The stored bytes do not match their checksum; refusing to serve them",
+    { expected: err.expected, actual: err.actual },
+    { [idKey]: err.transactionId },
+  );
 }
 
 /** Thrown when a stored chunk is missing (the metadata promises more chunks than are stored). */
@@ -141,23 +179,9 @@ export async function readChunk(
   if (!UUID.test(transactionId)) throw new Error(`not a transaction ID: ${JSON.stringify(transactionId)}`);
   if (!Number.isSafeInteger(seq) || seq < 0) throw new Error(`not a chunk number: ${seq}`);
   const { table, key } = CHUNK_TABLES[source];
-  const stream = await tx.unsafe(
+  const parts = await copyOutParts(tx.unsafe(
     `copy (select data from ${table} where ${key} = '${transactionId}' and seq = ${seq}) to stdout (format binary)`,
-  ).readable();
-  const parts: Uint8Array[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      stream.on("data", (part: Uint8Array) => parts.push(part));
-      stream.on("end", resolve);
-      stream.on("error", reject);
-    });
-  } finally {
-    // postgres.js pauses its socket when a CopyData fills the stream's buffer and resumes it from the stream's
-    // read(); when CopyDone came in the same socket read, the stream ends without another read() and the
-    // connection would stay paused, so every later query on it would hang (porsager/postgres#499, fix proposed in
-    // #1016). Calling read() once more resumes the socket; it does nothing to a socket that is flowing.
-    (stream as unknown as { _read(size: number): void })._read(0);
-  }
+  ));
   return copiedBytea(concatBytes(parts), transactionId, seq);
 }
 

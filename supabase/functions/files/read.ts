@@ -8,7 +8,13 @@ import { asCaller, asService, type Sql } from "../_shared/db.ts";
 import type { Caller } from "../_shared/auth.ts";
 import { BusError, notFound } from "../_shared/errors.ts";
 import { acceptsGzip, hexToBase64 } from "../_shared/representation.ts";
-import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
+import {
+  ChecksumMismatchError,
+  integrityError,
+  storedChunks,
+  type StoredMeta,
+  verifiedPayload,
+} from "../_shared/payload_read.ts";
 
 interface FileRow {
   file_id: string;
@@ -70,18 +76,7 @@ export async function getFile(c: Context, sql: Sql, caller: Caller, id: string):
     try {
       for await (const part of body) parts.push(part);
     } catch (err) {
-      if (err instanceof ChecksumMismatchError) {
-        throw new BusError(
-          500,
-          "checksum_mismatch",
-          "The stored bytes do not match their checksum; refusing to serve them",
-          {
-            expected: err.expected,
-            actual: err.actual,
-          },
-          { file_id: id },
-        );
-      }
+      if (err instanceof ChecksumMismatchError) throw integrityError(err, "file_id");
       throw err;
     }
     return new Response(new Blob(parts as BlobPart[]).stream(), { status: 200, headers });

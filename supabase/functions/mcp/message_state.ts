@@ -5,6 +5,7 @@
 import { type FetchRow, readMeta } from "../_shared/message/read.ts";
 import { publicError } from "../_shared/message/meta.ts";
 import type { SizedMeta } from "../_shared/payload_range.ts";
+import { storedMetaOf } from "../_shared/payload_read.ts";
 import type { ToolContext } from "./deps.ts";
 
 export type PayloadState =
@@ -43,13 +44,6 @@ export async function payloadState(ctx: ToolContext, id: string, markRetrieved: 
   return {
     ok: true,
     row,
-    stored: {
-      transaction_id: row.transaction_id,
-      checksum: row.checksum!,
-      chunk_count: row.chunk_count!,
-      compression: row.compression!,
-      payload_size_bytes: Number(row.payload_size_bytes),
-      stored_checksum: row.stored_checksum,
-    },
+    stored: storedMetaOf(row),
   };
 }

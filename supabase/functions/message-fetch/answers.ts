@@ -1,20 +1,12 @@
 /** Pieces of message-fetch's answers shared by the payload and the completion routes. */
 import { BusError } from "../_shared/errors.ts";
-import { type ChecksumMismatchError, decodeProven, type StoredMeta } from "../_shared/payload_read.ts";
+import { decodeProven, type StoredMeta, storedMetaOf } from "../_shared/payload_read.ts";
 import type { FetchRow } from "../_shared/message/read.ts";
 import { metaBody } from "../_shared/message/meta.ts";
 
-/** The stored-payload description of a row whose payload (or partial payload) is recorded. */
+/** The stored-payload description of a row, with whether the watcher proved its decode (see decodeProven). */
 export function storedMeta(meta: FetchRow): StoredMeta {
-  return {
-    transaction_id: meta.transaction_id,
-    checksum: meta.checksum!,
-    chunk_count: meta.chunk_count!,
-    compression: meta.compression!,
-    payload_size_bytes: Number(meta.payload_size_bytes),
-    stored_checksum: meta.stored_checksum,
-    decode_proven: decodeProven(meta.watcher),
-  };
+  return { ...storedMetaOf(meta), decode_proven: decodeProven(meta.watcher) };
 }
 
 /** 410 `expired`, with the metadata (CONTRACT.md §5). */
@@ -29,20 +21,6 @@ export function gone(meta: FetchRow): BusError {
       status: "expired",
       meta: metaBody(meta),
     },
-  );
-}
-
-/** A 500 `checksum_mismatch`: the stored bytes no longer match their checksum. */
-export function integrityError(err: ChecksumMismatchError): BusError {
-  return new BusError(
-    500,
-    "checksum_mismatch",
-    "The stored bytes do not match their checksum; refusing to serve them",
-    {
-      expected: err.expected,
-      actual: err.actual,
-    },
-    { transaction_id: err.transactionId },
   );
 }
 

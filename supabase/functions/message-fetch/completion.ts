@@ -8,10 +8,16 @@
 import type { Context } from "hono";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
-import { ChecksumMismatchError, MissingChunkError, storedChunks, verifiedPayload } from "../_shared/payload_read.ts";
+import {
+  ChecksumMismatchError,
+  integrityError,
+  MissingChunkError,
+  storedChunks,
+  verifiedPayload,
+} from "../_shared/payload_read.ts";
 import { type FetchRow, markRetrieved } from "../_shared/message/read.ts";
 import { assembleStream } from "../_shared/stream/assemble.ts";
-import { integrityError, matchesEtag, storedMeta } from "./answers.ts";
+import { matchesEtag, storedMeta } from "./answers.ts";
 
 /**
  * Answers a streamed message's stored events as one completion.

@@ -10,12 +10,12 @@ import type { Context } from "hono";
 import { BusError, notFound } from "../_shared/errors.ts";
 import type { Caller } from "../_shared/auth.ts";
 import type { Sql } from "../_shared/db.ts";
-import { ChecksumMismatchError, storedChunks, verifiedPayload } from "../_shared/payload_read.ts";
+import { ChecksumMismatchError, integrityError, storedChunks, verifiedPayload } from "../_shared/payload_read.ts";
 import { type FetchRow, markRetrieved, readMeta } from "../_shared/message/read.ts";
 import { publicError } from "../_shared/message/meta.ts";
 import { acceptsGzip, hexToBase64 } from "../_shared/representation.ts";
 import { assembledCompletion } from "./completion.ts";
-import { gone, integrityError, matchesEtag, storedMeta } from "./answers.ts";
+import { gone, matchesEtag, storedMeta } from "./answers.ts";
 
 /** What is asked for: the payload (default), what a failed stream kept, or the response as one completion. */
 export interface FetchOptions {

@@ -10,7 +10,13 @@ import { BusError } from "../_shared/errors.ts";
 import { keepRawBody } from "../_shared/door/validate.ts";
 import { rateLimitHeaders, type SubmitDeps, submitInvoke } from "../_shared/invoke/submit.ts";
 import type { MessageRow } from "../_shared/message/row.ts";
-import { ChecksumMismatchError, storedChunks, type StoredMeta, verifiedPayload } from "../_shared/payload_read.ts";
+import {
+  ChecksumMismatchError,
+  integrityError,
+  storedChunks,
+  storedMetaOf,
+  verifiedPayload,
+} from "../_shared/payload_read.ts";
 import { StreamRelay } from "../_shared/stream/relay.ts";
 import { asInvoke, type CompletionBody, type CompletionHeaders } from "./request.ts";
 
@@ -73,14 +79,7 @@ export async function chatCompletion(c: Context, deps: Omit<SubmitDeps, "sql">):
  * serves it), with `x-bus-transaction-id` and `x-bus-checksum`.
  */
 async function storedAnswer(caller: ReturnType<typeof callerOf>, row: MessageRow, out: Headers): Promise<Response> {
-  const stored: StoredMeta = {
-    transaction_id: row.transaction_id,
-    checksum: row.checksum!,
-    chunk_count: row.chunk_count!,
-    compression: row.compression!,
-    payload_size_bytes: Number(row.payload_size_bytes),
-    stored_checksum: row.stored_checksum,
-  };
+  const stored = storedMetaOf(row);
   out.set("x-bus-transaction-id", row.transaction_id);
   out.set("x-bus-checksum", stored.checksum);
   out.set("content-type", row.content_type ?? "application/json");
@@ -93,16 +92,7 @@ async function storedAnswer(caller: ReturnType<typeof callerOf>, row: MessageRow
     for await (const part of body) parts.push(part);
   } catch (err) {
     if (!(err instanceof ChecksumMismatchError)) throw err;
-    throw new BusError(
-      500,
-      "checksum_mismatch",
-      "The stored bytes do not match their checksum; refusing to serve them",
-      {
-        expected: err.expected,
-        actual: err.actual,
-      },
-      { transaction_id: row.transaction_id },
-    );
+    throw integrityError(err);
   }
   return new Response(new Blob(parts as BlobPart[]).stream(), { status: 200, headers: out });
 }
