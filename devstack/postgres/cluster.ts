@@ -6,7 +6,7 @@
  */
 import postgres from "postgres";
 import { resolve } from "node:path";
-import { clusterHome, isRoot, PG_USER } from "./location.ts";
+import { clusterHome, exists, isRoot, PG_USER } from "./location.ts";
 
 export interface ClusterOptions {
   /** A restart of a cluster that ran before: never initialise a new one (its data must be there). */
@@ -206,15 +206,5 @@ async function run(binary: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(`${binary} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }

@@ -145,7 +145,8 @@ async function pgUser(): Promise<{ uid: number; gid: number }> {
   return { uid: await id("-u"), gid: await id("-g") };
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether `path` exists (any other error than "not found" is thrown). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
