@@ -3,41 +3,12 @@
  * token. Each returns the parsed JSON or throws an Error naming the status and the function's error message.
  */
 
-/** The figures of GET /ops/providers (see supabase/functions/ops/providers.ts). */
-export interface WindowFigures {
-  requests: number;
-  failed: number;
-  error_rate: number | null;
-  p50_ms: number | null;
-  p95_ms: number | null;
-}
-export interface RouteFigures {
-  model: string;
-  circuit: string;
-  consecutive_failures: number;
-  windows: Record<string, WindowFigures>;
-}
-export interface ProviderFigures {
-  provider: string;
-  in_flight: number;
-  circuit: string;
-  windows: Record<string, WindowFigures>;
-  routes: RouteFigures[];
-}
-export interface SeriesPoint {
-  minute: string;
-  requests: number;
-  failed: number;
-  requests_per_second: number;
-  error_rate: number | null;
-  payload_bytes: number;
-  provider_p50_ms: number | null;
-  provider_p95_ms: number | null;
-  overhead_p50_ms: number | null;
-  overhead_p95_ms: number | null;
-  ttft_p50_ms: number | null;
-  ttft_p95_ms: number | null;
-}
+// The answers' types are the function's own (type-only: nothing of the server is bundled).
+export type { ProviderFigures, RouteFigures, WindowFigures } from "../../supabase/functions/ops/providers.ts";
+export type { SeriesPoint } from "../../supabase/functions/ops/series.ts";
+import type { ProviderFigures } from "../../supabase/functions/ops/providers.ts";
+import type { SeriesPoint } from "../../supabase/functions/ops/series.ts";
+
 export interface ErrorGroup {
   fingerprint: string;
   code: string;
