@@ -11,7 +11,7 @@
  */
 import { type Sql, withDb } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
-import { providerClient, providerConfig } from "../_shared/providers/openai_compatible.ts";
+import { askReviewer, providerConfig } from "../_shared/providers/openai_compatible.ts";
 
 const MAX_PER_RUN = 3;
 
@@ -55,21 +55,10 @@ export async function investigateNewGroups(
     const started = performance.now();
     let investigation: Record<string, unknown>;
     try {
-      const client = providerClient(config, {
-        timeoutMs: s.WATCHER_REVIEW_TIMEOUT_MS,
-        maxRetries: 0,
-        fetch: deps.fetch,
-      });
-      const completion = await client.chat.completions.create({
-        model,
-        temperature: 0,
-        max_tokens: s.WATCHER_REVIEW_MAX_OUTPUT_TOKENS,
-        response_format: { type: "json_object" },
-        messages: [
-          { role: "system", content: SYSTEM_PROMPT },
-          { role: "user", content: investigationPrompt(group, s.WATCHER_REVIEW_MAX_INPUT_CHARS) },
-        ],
-      });
+      const completion = await askReviewer(config, model, s, {
+        system: SYSTEM_PROMPT,
+        user: investigationPrompt(group, s.WATCHER_REVIEW_MAX_INPUT_CHARS),
+      }, deps.fetch);
       investigation = {
         status: "done",
         provider: config.name,

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { asService, type Sql } from "../_shared/db.ts";
 import type { Settings } from "../_shared/env.ts";
-import { providerClient, providerConfig } from "../_shared/providers/openai_compatible.ts";
+import { askReviewer, providerConfig } from "../_shared/providers/openai_compatible.ts";
 import { type Finding, finding } from "./findings.ts";
 import type { CompletionView } from "./checks.ts";
 
@@ -77,17 +77,10 @@ export async function maybeReview(
 
   const started = performance.now();
   try {
-    const client = providerClient(config, { timeoutMs: s.WATCHER_REVIEW_TIMEOUT_MS, maxRetries: 0, fetch: deps.fetch });
-    const completion = await client.chat.completions.create({
-      model,
-      temperature: 0,
-      max_tokens: s.WATCHER_REVIEW_MAX_OUTPUT_TOKENS,
-      response_format: { type: "json_object" },
-      messages: [
-        { role: "system", content: SYSTEM_PROMPT },
-        { role: "user", content: reviewPrompt(view, context, s.WATCHER_REVIEW_MAX_INPUT_CHARS) },
-      ],
-    });
+    const completion = await askReviewer(config, model, s, {
+      system: SYSTEM_PROMPT,
+      user: reviewPrompt(view, context, s.WATCHER_REVIEW_MAX_INPUT_CHARS),
+    }, deps.fetch);
     const answer = parseAnswer(completion.choices[0]?.message?.content ?? "");
     const review: Review = {
       ...base,

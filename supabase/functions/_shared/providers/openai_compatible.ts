@@ -56,3 +56,24 @@ export function sendProviderRequest(client: OpenAI, request: ProviderRequest, si
     signal,
   }).asResponse();
 }
+
+/**
+ * One call of the reviewer model (the watcher's review, the ops investigation): deterministic, a JSON object as the
+ * answer, bounded by the review settings, no retries.
+ */
+export function askReviewer(
+  config: ProviderConfig,
+  model: string,
+  s: Pick<Settings, "WATCHER_REVIEW_TIMEOUT_MS" | "WATCHER_REVIEW_MAX_OUTPUT_TOKENS">,
+  prompt: { system: string; user: string },
+  fetchFn?: typeof fetch,
+): Promise<OpenAI.Chat.ChatCompletion> {
+  const client = providerClient(config, { timeoutMs: s.WATCHER_REVIEW_TIMEOUT_MS, maxRetries: 0, fetch: fetchFn });
+  return client.chat.completions.create({
+    model,
+    temperature: 0,
+    max_tokens: s.WATCHER_REVIEW_MAX_OUTPUT_TOKENS,
+    response_format: { type: "json_object" },
+    messages: [{ role: "system", content: prompt.system }, { role: "user", content: prompt.user }],
+  });
+}
