@@ -16,6 +16,7 @@ export type {
   WatcherView as WatcherObservation,
 } from "../supabase/functions/_shared/message/meta.ts";
 import type { MessageStatus, WatcherView as WatcherObservation } from "../supabase/functions/_shared/message/meta.ts";
+import type { ListedFile } from "../supabase/functions/files/read.ts";
 
 /** `POST /functions/v1/tool-invoke` body (CONTRACT.md §4). */
 export interface InvokeRequest {
@@ -32,29 +33,13 @@ export interface InvokeRequest {
   fallbacks?: string[];
 }
 
+/** One of the caller's files, as `listFiles()` returns them: the files function's own type. */
+export type FileInfo = ListedFile;
+
 /** The answer to an upload (CONTRACT.md §13): 201 a new file, 200 the same bytes uploaded before. */
-export interface UploadedFile {
-  file_id: string;
-  /** Hex SHA-256 of the bytes. */
-  sha256: string;
-  size_bytes: number;
-  filename: string;
-  content_type: string;
-  created_at: string;
-  expires_at: string;
+export interface UploadedFile extends ListedFile {
   /** True when the owner had uploaded these bytes before: the answer is that file. */
   deduplicated: boolean;
-}
-
-/** One of the caller's files, as `listFiles()` returns them. */
-export interface FileInfo {
-  file_id: string;
-  sha256: string;
-  size_bytes: number;
-  filename: string;
-  content_type: string;
-  created_at: string;
-  expires_at: string;
 }
 
 /** A file's bytes as `downloadFile()` returns them, verified against its SHA-256. */
