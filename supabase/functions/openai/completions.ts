@@ -6,7 +6,6 @@
 import type { Context } from "hono";
 import { callerOf } from "../_shared/auth.ts";
 import { db } from "../_shared/db.ts";
-import { BusError } from "../_shared/errors.ts";
 import { keepRawBody } from "../_shared/door/validate.ts";
 import { rateLimitHeaders, type SubmitDeps, submitInvoke } from "../_shared/invoke/submit.ts";
 import type { MessageRow } from "../_shared/message/row.ts";
